@@ -1,0 +1,3 @@
+"""raftkv: a replicated, linearizable key-value store (Raft over gRPC, persisted in LevelDB)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Command-line entry points: ``raftkv`` (server side) and ``raftkv-cli`` (client side)."""

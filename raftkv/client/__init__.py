@@ -1,0 +1,1 @@
+"""raftkv.client (see ../shared/DESIGN.md)."""

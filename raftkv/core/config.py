@@ -1,0 +1,46 @@
+"""The core's configuration: every tick count, window and batch bound, validated in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from raftkv.core.types import Index, NodeId
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RaftConfig:
+    node_id: NodeId
+    heartbeat_ticks: int = 5
+    """Defaults assume a 10 ms tick: heartbeat every 50 ms."""
+    election_ticks: int = 15
+    """Election timeout is uniform in [election_ticks, 2 * election_ticks): 150-300 ms."""
+    pre_vote: bool = True
+    check_quorum: bool = True
+    max_msg_bytes: int = 1 << 20
+    """At most this many entry bytes per AppendRequest (one entry always fits)."""
+    max_inflight_msgs: int = 256
+    max_inflight_bytes: int = 64 << 20
+    max_uncommitted_entries: int = 100_000
+    """Proposals beyond this many uncommitted entries are refused (backpressure)."""
+    max_committed_bytes_per_ready: int = 16 << 20
+    applied: Index = Index(0)
+    """The state machine's applied index at start-up: apply resumes after it."""
+
+    def __post_init__(self) -> None:
+        if self.node_id <= 0:
+            raise ValueError("node_id must be a positive integer")
+        if self.heartbeat_ticks < 1:
+            raise ValueError("heartbeat_ticks must be >= 1")
+        if self.election_ticks <= self.heartbeat_ticks:
+            raise ValueError("election_ticks must be greater than heartbeat_ticks")
+        for name in (
+            "max_msg_bytes",
+            "max_inflight_msgs",
+            "max_inflight_bytes",
+            "max_uncommitted_entries",
+            "max_committed_bytes_per_ready",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if self.applied < 0:
+            raise ValueError("applied must be >= 0")

@@ -1,0 +1,1 @@
+"""raftkv.kv (see ../shared/DESIGN.md)."""

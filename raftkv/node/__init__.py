@@ -1,0 +1,1 @@
+"""raftkv.node (see ../shared/DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""raftkv.server (see ../shared/DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""raftkv.storage (see ../shared/DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""raftkv.transport (see ../shared/DESIGN.md)."""
