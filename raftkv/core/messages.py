@@ -21,7 +21,7 @@ class VoteRequest:
     last_log_term: Term
     pre_vote: bool = False
     transfer: bool = False
-    """Set when leadership transfer (TimeoutNow) triggered the election: voters ignore their lease."""
+    """Set when a leadership transfer (TimeoutNow) started the election: voters skip the lease."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

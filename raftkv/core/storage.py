@@ -116,7 +116,8 @@ class MemoryStorage:
     def apply_snapshot(self, meta: SnapshotMeta) -> None:
         """Reset the log to start after ``meta`` (keeping entries that follow it and match)."""
         keep: list[Entry] = []
-        if self._meta.index < meta.index <= self.last_index() and self.term(meta.index) == meta.term:
+        holds_it = self._meta.index < meta.index <= self.last_index()
+        if holds_it and self.term(meta.index) == meta.term:
             keep = self._entries[meta.index - self._meta.index :]
         self._entries = keep
         self._meta = meta
