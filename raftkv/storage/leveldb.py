@@ -1,0 +1,148 @@
+"""The one place that imports plyvel: a small typed wrapper over a LevelDB database.
+
+Rules:
+- plyvel's errors never escape: a held LOCK becomes :class:`DataDirInUseError` ("already in use by
+  another process"), anything else :class:`DataDirError` naming the path.
+- Writes go through :class:`Batch` (one LevelDB WriteBatch); ``sync=True`` means the batch is on
+  disk (fsync of LevelDB's log) when ``write`` returns.
+- Reads can be taken from a point-in-time :class:`Snapshot`, which later writes do not disturb.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import plyvel
+
+from raftkv.storage.errors import DataDirError, DataDirInUseError
+
+log = logging.getLogger(__name__)
+
+_SYNC_KEY = b"\xffsync"
+"""Written with sync=True by :meth:`LevelDB.sync` to force earlier unsynced writes to disk."""
+
+
+def _message(exc: BaseException) -> str:
+    arg = exc.args[0] if exc.args else exc
+    return arg.decode(errors="replace") if isinstance(arg, bytes) else str(arg)
+
+
+class Batch:
+    """Puts and deletes applied atomically by :meth:`write` (or on leaving a ``with`` block)."""
+
+    __slots__ = ("_batch", "_sync", "_written", "count")
+
+    def __init__(self, db: Any, *, sync: bool) -> None:
+        self._batch = db.write_batch(sync=sync)
+        self._sync = sync
+        self._written = False
+        self.count = 0
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self._batch.put(key, value)
+        self.count += 1
+
+    def delete(self, key: bytes) -> None:
+        self._batch.delete(key)
+        self.count += 1
+
+    def write(self) -> None:
+        assert not self._written, "a batch is written once"
+        self._written = True
+        self._batch.write()
+
+    def __enter__(self) -> Batch:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        # On an exception nothing is written: the batch is all or nothing.
+        if exc_type is None and not self._written:
+            self.write()
+
+
+class Snapshot:
+    """A consistent, point-in-time view of a database; close it when done."""
+
+    def __init__(self, snapshot: Any) -> None:
+        self._snapshot = snapshot
+
+    def get(self, key: bytes) -> bytes | None:
+        value = self._snapshot.get(key)
+        return None if value is None else bytes(value)
+
+    def items(
+        self, *, start: bytes | None = None, stop: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        with self._snapshot.iterator(start=start, stop=stop) as it:
+            for key, value in it:
+                yield bytes(key), bytes(value)
+
+    def close(self) -> None:
+        self._snapshot.close()
+
+
+class LevelDB:
+    """An open LevelDB database at ``path``."""
+
+    def __init__(self, db: Any, path: Path) -> None:
+        self._db = db
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path, *, create: bool) -> LevelDB:
+        """Open (and with ``create``, create) the database; refuse if another process holds it."""
+        try:
+            db = plyvel.DB(str(path), create_if_missing=create, paranoid_checks=True)
+        except plyvel.IOError as exc:
+            text = _message(exc)
+            if "lock" in text.lower():
+                raise DataDirInUseError(
+                    f"data directory {path} is already in use by another process ({text})"
+                ) from None
+            raise DataDirError(f"cannot open LevelDB at {path}: {text}") from None
+        except plyvel.Error as exc:
+            raise DataDirError(f"cannot open LevelDB at {path}: {_message(exc)}") from None
+        return cls(db, path)
+
+    def get(self, key: bytes) -> bytes | None:
+        value = self._db.get(key)
+        return None if value is None else bytes(value)
+
+    def items(
+        self, *, start: bytes | None = None, stop: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Key/value pairs with start <= key < stop, in key order."""
+        with self._db.iterator(start=start, stop=stop) as it:
+            for key, value in it:
+                yield bytes(key), bytes(value)
+
+    def keys(self, *, start: bytes | None = None, stop: bytes | None = None) -> Iterator[bytes]:
+        with self._db.iterator(start=start, stop=stop, include_value=False) as it:
+            for key in it:
+                yield bytes(key)
+
+    def batch(self, *, sync: bool) -> Batch:
+        return Batch(self._db, sync=sync)
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(self._db.snapshot())
+
+    def sync(self) -> None:
+        """Make every earlier write durable (LevelDB's log is sequential: one synced write does)."""
+        self._db.put(_SYNC_KEY, b"", sync=True)
+
+    def close(self) -> None:
+        if not self._db.closed:
+            self._db.close()
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._db.closed)
+
+
+def is_internal_key(key: bytes) -> bool:
+    """Keys this wrapper writes for its own purposes (not part of any caller's layout)."""
+    return key == _SYNC_KEY
