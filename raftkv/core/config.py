@@ -23,6 +23,9 @@ class RaftConfig:
     max_uncommitted_entries: int = 100_000
     """Proposals beyond this many uncommitted entries are refused (backpressure)."""
     max_committed_bytes_per_ready: int = 16 << 20
+    snapshot_timeout_ticks: int = 3000
+    """A follower in the snapshot state for this long without an answer is probed again: a
+    backstop for a transport that failed to report the outcome with ``report_snapshot``."""
     applied: Index = Index(0)
     """The state machine's applied index at start-up: apply resumes after it."""
 
@@ -39,6 +42,7 @@ class RaftConfig:
             "max_inflight_bytes",
             "max_uncommitted_entries",
             "max_committed_bytes_per_ready",
+            "snapshot_timeout_ticks",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")

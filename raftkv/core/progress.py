@@ -70,6 +70,7 @@ class Progress:
     ack_seq: int = 0
     """Highest heartbeat round this follower acknowledged in the current term (ReadIndex)."""
     ticks_since_contact: int = 0
+    ticks_in_state: int = 0
     is_learner: bool = False
 
     def become_probe(self) -> None:
@@ -78,12 +79,14 @@ class Progress:
         else:
             self.next_index = Index(self.match_index + 1)
         self.state = ProgressState.PROBE
+        self.ticks_in_state = 0
         self.probe_sent = False
         self.pending_snapshot = Index(0)
         self.inflights.reset()
 
     def become_replicate(self) -> None:
         self.state = ProgressState.REPLICATE
+        self.ticks_in_state = 0
         self.next_index = Index(self.match_index + 1)
         self.probe_sent = False
         self.pending_snapshot = Index(0)
@@ -91,6 +94,7 @@ class Progress:
 
     def become_snapshot(self, index: Index) -> None:
         self.state = ProgressState.SNAPSHOT
+        self.ticks_in_state = 0
         self.pending_snapshot = index
         self.probe_sent = False
         self.inflights.reset()

@@ -614,6 +614,13 @@ class RaftNode:
         self._election_elapsed += 1
         for progress in self._progress.values():
             progress.ticks_since_contact += 1
+            progress.ticks_in_state += 1
+            if (
+                progress.state == ProgressState.SNAPSHOT
+                and progress.ticks_in_state >= self.config.snapshot_timeout_ticks
+            ):
+                progress.pending_snapshot = Index(0)
+                progress.become_probe()
         if self._election_elapsed >= self.config.election_ticks:
             self._election_elapsed = 0
             if self.config.check_quorum:
