@@ -371,6 +371,7 @@ class RaftNode:
         self.role = Role.PRE_CANDIDATE
         self.leader_id = NO_NODE
         self._votes = {}
+        self._election_elapsed = 0
         self._reset_election_timer()
         self._drop_reads()
         self._log("became pre-candidate at term %d", self.term)
@@ -434,10 +435,10 @@ class RaftNode:
     # ================================================================ elections
     def _tick_election(self) -> None:
         self._election_elapsed += 1
-        if self._election_elapsed >= self._randomized_election_ticks:
-            self._election_elapsed = 0
-            if self._promotable():
-                self._start_election(transfer=False)
+        # A node that cannot campaign keeps counting: its lease on the old leader must expire,
+        # or it would ignore the candidates that could tell it about a newer configuration.
+        if self._promotable() and self._election_elapsed >= self._randomized_election_ticks:
+            self._start_election(transfer=False)
 
     def _start_election(self, *, transfer: bool) -> None:
         if self.config.pre_vote and not transfer:
@@ -806,6 +807,8 @@ class RaftNode:
             progress.inflights.free_le(m.match_index)
             if self._maybe_commit():
                 self._broadcast_needed = True
+                if self.role != Role.LEADER or m.from_id not in self._progress:
+                    return  # the commit removed us or this follower from the configuration
             if m.from_id == self._transfer_target and progress.match_index == self.log.last_index():
                 self._send_timeout_now(m.from_id)
             self._maybe_send_append(m.from_id, send_if_empty=False)
