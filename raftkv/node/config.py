@@ -1,0 +1,37 @@
+"""The driver's bounds and timing, validated in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DriverConfig:
+    tick_s: float = 0.010
+    """One core tick (the core's heartbeat/election settings are in ticks)."""
+    max_inbox: int = 65_536
+    """Inputs waiting for the driver; peer messages beyond it are dropped (Raft retries), client
+    requests are refused with Overloaded."""
+    max_pending_proposals: int = 100_000
+    max_pending_reads: int = 100_000
+    max_inputs_per_iteration: int = 8_192
+    """Inputs taken into one iteration (one fsync, one message batch, one apply batch)."""
+    snapshot_threshold: int = 10_000
+    """Compact the log once this many applied entries sit in it."""
+    snapshot_trailing: int = 1_000
+    """Entries kept behind the applied index on compaction, for slightly slow followers."""
+
+    def __post_init__(self) -> None:
+        if not 0.0005 <= self.tick_s <= 1.0:
+            raise ValueError("tick_s must be between 0.0005 and 1.0 seconds")
+        for name in (
+            "max_inbox",
+            "max_pending_proposals",
+            "max_pending_reads",
+            "max_inputs_per_iteration",
+            "snapshot_threshold",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if not 0 <= self.snapshot_trailing < self.snapshot_threshold:
+            raise ValueError("snapshot_trailing must be >= 0 and below snapshot_threshold")

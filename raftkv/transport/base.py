@@ -1,0 +1,29 @@
+"""What a transport needs from its node: where inbound messages go, and snapshot state.
+
+A :class:`~raftkv.node.driver.Driver` is an :class:`Inbox`; a state machine is a
+:class:`SnapshotSource` (sender side) and a :class:`SnapshotStager` (receiver side).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+from raftkv.core.messages import Message
+from raftkv.core.types import Index, NodeId, Term
+
+
+class Inbox(Protocol):
+    def deliver(self, message: Message) -> None: ...
+
+    def report_unreachable(self, peer: NodeId) -> None: ...
+
+    def report_snapshot(self, peer: NodeId, success: bool) -> None: ...
+
+
+class SnapshotSource(Protocol):
+    def open_snapshot(self) -> tuple[Index, Term, Iterator[bytes]]: ...
+
+
+class SnapshotStager(Protocol):
+    def stage_snapshot(self, index: Index, term: Term, chunks: Sequence[bytes]) -> None: ...
