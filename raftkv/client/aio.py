@@ -1,0 +1,398 @@
+"""AsyncClient: the asyncio client, and the ONE implementation of routing, retries and sessions.
+
+Rules:
+- Every public call has one overall deadline (``timeout``); attempts, backoff waits and redirects
+  all fit inside it. Each attempt is additionally capped at ``attempt_timeout`` so one black-holed
+  node cannot eat the whole deadline.
+- Writes (put, delete, cas) carry a Session(client_id, sequence). The sequence is taken ONCE per
+  write, before the first attempt, and every retry sends the very same request, so the server
+  applies the write at most once however often we retry.
+- Failures are judged by ``_policy.classify``; a write ends in Timeout if any attempt was
+  ambiguous, Unavailable only if every attempt was definitely not applied.
+- Linearizable reads, writes and cluster commands go to the cached leader; stale reads go to the
+  current endpoint.
+
+Coalescing (issue 10). Every operation reaches the network through one narrow seam:
+``_retry(attempt, ...)`` calls ``attempt(address, timeout_s)``, and ``_invoke`` builds that attempt
+from one request. Operations are self-contained values (request + session), so a batcher can sit
+at the seam: queue each (address, request, future) and, once per event-loop iteration (or at N
+requests), send everything queued for an address as ONE RPC, resolving each future from its own
+result. Retries stay per operation (each keeps its session sequence), so batching never weakens
+at-most-once. It needs a proto addition (``rpc Batch(BatchRequest) returns (BatchResponse)`` with
+a repeated oneof of the existing requests and per-item status), which is not made yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+from google.protobuf.message import Message
+
+from raftkv.client._policy import Backoff, Outcome, classify
+from raftkv.client._router import Router, parse_endpoints
+from raftkv.client._scan import ScanState
+from raftkv.client._status import gather_status
+from raftkv.client._transport import RPCS, AttemptFailed, ChannelPool, Rpc
+from raftkv.client.backup import BackupError, BackupWriter
+from raftkv.client.types import (
+    DEFAULT_MAX_KEY_BYTES,
+    DEFAULT_MAX_VALUE_BYTES,
+    BytesLike,
+    Limits,
+    NodeStatus,
+    ScanPage,
+    SnapshotInfo,
+    to_bytes,
+)
+from raftkv.errors import (
+    Overloaded,
+    RaftKVError,
+    ServerError,
+    Timeout,
+    Unavailable,
+    error_for_status,
+)
+from raftkv.pb import kv_pb2
+
+__all__ = ["AsyncClient"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Resp = TypeVar("Resp", bound=Message)
+
+DEFAULT_SNAPSHOT_TIMEOUT_S = 600.0
+
+
+class AsyncClient:
+    """An asyncio client for a raftkv cluster. Use as ``async with AsyncClient(...) as c:``.
+
+    ``endpoints``: "host:port" addresses (a list, or one comma-separated string); any subset of
+    the cluster works. ``timeout``: the default overall deadline of each call, in seconds.
+    """
+
+    def __init__(
+        self,
+        endpoints: Sequence[str] | str,
+        timeout: float = 5.0,
+        *,
+        attempt_timeout: float = 2.0,
+        max_key_bytes: int | None = DEFAULT_MAX_KEY_BYTES,
+        max_value_bytes: int | None = DEFAULT_MAX_VALUE_BYTES,
+        backoff_base: float = 0.02,
+        backoff_max: float = 1.0,
+        client_id: int | None = None,
+        rng: random.Random | None = None,
+        channel_options: list[tuple[str, Any]] | None = None,
+    ) -> None:
+        if timeout <= 0 or attempt_timeout <= 0:
+            raise ValueError("timeout and attempt_timeout must be positive")
+        self._rng = rng or random.Random()
+        self._router = Router(parse_endpoints(endpoints))
+        self._pool = ChannelPool(channel_options)
+        self._limits = Limits(max_key_bytes=max_key_bytes, max_value_bytes=max_value_bytes)
+        self._backoff = Backoff(base_s=backoff_base, max_s=backoff_max, rng=self._rng)
+        self._timeout = timeout
+        self._attempt_timeout = attempt_timeout
+        # 63 random bits: unique enough across clients; 0 means "no session" on the wire.
+        self._client_id = client_id if client_id is not None else self._rng.getrandbits(63) | 1
+        self._sequence = itertools.count(1)
+
+    @property
+    def endpoints(self) -> list[str]:
+        return list(self._router.endpoints)
+
+    @property
+    def leader(self) -> str | None:
+        """The cached leader address, if one is known."""
+        return self._router.leader
+
+    @property
+    def client_id(self) -> int:
+        return self._client_id
+
+    @property
+    def timeout(self) -> float:
+        return self._timeout
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # ---- KV ----
+
+    async def get(
+        self, key: BytesLike, *, stale: bool = False, timeout: float | None = None
+    ) -> bytes | None:
+        """The value of ``key``, or None if absent. Linearizable unless ``stale``."""
+        request = kv_pb2.GetRequest(key=self._key(key), consistency=_consistency(stale))
+        response = await self._invoke(RPCS.GET, request, leader=not stale, timeout=timeout)
+        return response.value if response.found else None
+
+    async def put(
+        self,
+        key: BytesLike,
+        value: BytesLike,
+        *,
+        return_previous: bool = False,
+        timeout: float | None = None,
+    ) -> bytes | None:
+        """Set ``key`` to ``value``; with ``return_previous``, return the old value (or None)."""
+        request = kv_pb2.PutRequest(
+            key=self._key(key),
+            value=self._limits.check_value(to_bytes(value, "value")),
+            return_previous=return_previous,
+            session=self._next_session(),
+        )
+        response = await self._invoke(RPCS.PUT, request, write=True, timeout=timeout)
+        if return_previous and response.had_previous:
+            return response.previous
+        return None
+
+    async def delete(self, key: BytesLike, *, timeout: float | None = None) -> bool:
+        """Delete ``key``; True if it existed."""
+        request = kv_pb2.DeleteRequest(key=self._key(key), session=self._next_session())
+        response = await self._invoke(RPCS.DELETE, request, write=True, timeout=timeout)
+        return response.deleted
+
+    async def cas(
+        self,
+        key: BytesLike,
+        expected: BytesLike | None,
+        new: BytesLike,
+        *,
+        timeout: float | None = None,
+    ) -> bool:
+        """Set ``key`` to ``new`` if its value is ``expected`` (None: if it is absent)."""
+        request = kv_pb2.CompareAndSwapRequest(
+            key=self._key(key),
+            expected=b"" if expected is None else to_bytes(expected, "expected"),
+            expect_absent=expected is None,
+            value=self._limits.check_value(to_bytes(new, "new value")),
+            session=self._next_session(),
+        )
+        response = await self._invoke(RPCS.CAS, request, write=True, timeout=timeout)
+        return response.swapped
+
+    async def scan_page(
+        self,
+        prefix: BytesLike = b"",
+        *,
+        start: BytesLike | None = None,
+        end: BytesLike | None = None,
+        limit: int = 0,
+        stale: bool = False,
+        timeout: float | None = None,
+    ) -> ScanPage:
+        """One page of keys in order (``limit`` 0: the server's page size)."""
+        request = kv_pb2.ScanRequest(
+            prefix=to_bytes(prefix, "prefix"),
+            start=b"" if start is None else to_bytes(start, "start"),
+            end=b"" if end is None else to_bytes(end, "end"),
+            limit=limit,
+            consistency=_consistency(stale),
+        )
+        response = await self._invoke(RPCS.SCAN, request, leader=not stale, timeout=timeout)
+        return ScanPage(
+            items=tuple((item.key, item.value) for item in response.items),
+            more=response.more,
+            next_start=response.next_start,
+        )
+
+    async def scan(
+        self,
+        prefix: BytesLike = b"",
+        *,
+        start: BytesLike | None = None,
+        end: BytesLike | None = None,
+        limit: int | None = None,
+        stale: bool = False,
+        page_size: int = 0,
+        timeout: float | None = None,
+    ) -> AsyncIterator[tuple[bytes, bytes]]:
+        """(key, value) pairs in key order, fetched page by page.
+
+        Keys have ``prefix`` and/or lie in [start, end). Each page is read consistently on its
+        own (linearizable unless ``stale``); the scan as a whole is not one snapshot.
+        ``timeout`` applies to each page.
+        """
+        state = ScanState(limit, page_size, start)
+        while (page_limit := state.next_limit()) is not None:
+            page = await self.scan_page(
+                prefix, start=state.start, end=end, limit=page_limit, stale=stale, timeout=timeout
+            )
+            for item in state.take(page):
+                yield item
+
+    # ---- Cluster ----
+
+    async def status(self, *, timeout: float | None = None) -> NodeStatus:
+        """The status of one node (the leader when reachable: it also reports its followers)."""
+        response, address = await self._retry(
+            lambda address, t: self._pool.unary(address, RPCS.STATUS, kv_pb2.StatusRequest(), t),
+            leader=True,
+            write=False,
+            timeout=timeout,
+        )
+        return NodeStatus.from_pb(address, response)
+
+    async def status_all(self, *, timeout: float | None = None) -> list[NodeStatus]:
+        """Every node's status: each endpoint and each member they report, down ones marked down.
+
+        One attempt per node, all at once; never raises for unreachable nodes.
+        """
+        budget = min(self._timeout if timeout is None else timeout, self._attempt_timeout)
+        statuses = await gather_status(self._pool, self._router.endpoints, budget)
+        for status in statuses:
+            if status.up and status.leader_address:
+                self._router.record_success(status.address, status.leader_address)
+        return statuses
+
+    async def transfer_leader(self, node_id: int, *, timeout: float | None = None) -> int:
+        """Ask the cluster to make ``node_id`` the leader; returns the leader id it reports."""
+        request = kv_pb2.TransferLeaderRequest(target_id=node_id)
+        response = await self._invoke(RPCS.TRANSFER_LEADER, request, timeout=timeout)
+        self._router.leader = None  # whatever we cached is about to be wrong
+        return response.leader_id
+
+    async def snapshot_save(self, path: str, *, timeout: float | None = None) -> SnapshotInfo:
+        """Stream a point-in-time backup of the state to ``path`` (atomically; see backup.py).
+
+        ``timeout`` defaults to 600 s: a backup is as long as the data, unlike other calls.
+        """
+        total = DEFAULT_SNAPSHOT_TIMEOUT_S if timeout is None else timeout
+
+        async def attempt(address: str, timeout_s: float) -> tuple[SnapshotInfo, str | None]:
+            writer = BackupWriter(path)
+            try:
+                stream = self._pool.stream(
+                    address, RPCS.SNAPSHOT, kv_pb2.BackupRequest(), timeout_s
+                )
+                async for chunk in stream:
+                    writer.add(chunk)
+                meta = writer.commit()
+            except BackupError as error:
+                writer.abort()
+                raise ServerError(f"bad snapshot stream from {address}: {error}") from None
+            except BaseException:
+                writer.abort()
+                raise
+            info = SnapshotInfo(
+                path=path,
+                index=meta.index,
+                term=meta.term,
+                cluster_id=meta.cluster_id,
+                size_bytes=writer.size_bytes,
+            )
+            return info, None
+
+        info, _ = await self._retry(
+            attempt, leader=True, write=False, timeout=total, attempt_timeout=total
+        )
+        return info
+
+    # ---- the seam: routing and retries ----
+
+    async def _invoke(
+        self,
+        rpc: Rpc[Any, Resp],
+        request: Message,
+        *,
+        leader: bool = True,
+        write: bool = False,
+        timeout: float | None = None,
+    ) -> Resp:
+        response, _ = await self._retry(
+            lambda address, t: self._pool.unary(address, rpc, request, t),
+            leader=leader,
+            write=write,
+            timeout=timeout,
+        )
+        return response
+
+    async def _retry(
+        self,
+        attempt: Callable[[str, float], Awaitable[tuple[T, str | None]]],
+        *,
+        leader: bool,
+        write: bool,
+        timeout: float | None,
+        attempt_timeout: float | None = None,
+    ) -> tuple[T, str]:
+        """Run ``attempt(address, timeout_s)`` until it succeeds, fails fatally or time runs out.
+
+        Returns the result and the address that produced it.
+        """
+        loop = asyncio.get_running_loop()
+        total = self._timeout if timeout is None else timeout
+        deadline = loop.time() + total
+        per_attempt = self._attempt_timeout if attempt_timeout is None else attempt_timeout
+        endpoints = len(self._router.endpoints)
+        failures = waits = 0
+        ambiguous = False
+        last: AttemptFailed | None = None
+        while (remaining := deadline - loop.time()) > 0:
+            address = self._router.pick(leader=leader)
+            try:
+                result, hint = await attempt(address, min(remaining, per_attempt))
+            except AttemptFailed as failure:
+                outcome = classify(failure.code, failure.details, server_spoke=failure.server_spoke)
+                log.debug("attempt at %s failed (%s): %s", address, outcome.value, failure)
+                if outcome is Outcome.FATAL:
+                    raise error_for_status(failure.code, failure.details) from None
+                ambiguous = ambiguous or outcome is Outcome.AMBIGUOUS
+                last, failures = failure, failures + 1
+                redirected = self._router.record_failure(address, failure.leader_hint)
+                # Wait when the cluster itself said "not now" (no leader, overloaded), after a
+                # whole round of endpoints failed, or when redirects keep going in circles.
+                if (not redirected and (failure.server_spoke or failures % endpoints == 0)) or (
+                    redirected and failures > 2 * endpoints
+                ):
+                    delay = min(self._backoff.delay_s(waits), max(0.0, deadline - loop.time()))
+                    waits += 1
+                    await asyncio.sleep(delay)
+                continue
+            self._router.record_success(address, hint)
+            return result, address
+        raise _final_error(last, ambiguous and write, total)
+
+    # ---- helpers ----
+
+    def _key(self, key: BytesLike) -> bytes:
+        return self._limits.check_key(to_bytes(key, "key"))
+
+    def _next_session(self) -> kv_pb2.Session:
+        return kv_pb2.Session(client_id=self._client_id, sequence=next(self._sequence))
+
+
+def _consistency(stale: bool) -> kv_pb2.Consistency:
+    return kv_pb2.CONSISTENCY_STALE if stale else kv_pb2.CONSISTENCY_LINEARIZABLE
+
+
+def _final_error(last: AttemptFailed | None, outcome_unknown: bool, total_s: float) -> RaftKVError:
+    if last is None:
+        return Timeout(f"deadline of {total_s:g}s passed before any attempt")
+    where = f"{last.code}: {last.details}" if last.details else last.code
+    if outcome_unknown:
+        return Timeout(f"outcome unknown after {total_s:g}s (last error {where})")
+    if last.code == "RESOURCE_EXHAUSTED":
+        return Overloaded(f"cluster overloaded for {total_s:g}s ({where})")
+    if last.code == "UNAVAILABLE":
+        return Unavailable(f"no node could serve the request within {total_s:g}s ({where})")
+    return Timeout(f"no answer within {total_s:g}s (last error {where})")

@@ -1,0 +1,156 @@
+"""Client: the blocking client, a thin shell around AsyncClient on a private event-loop thread.
+
+Rules:
+- No logic of its own: every method submits the AsyncClient coroutine to the private loop and
+  waits, so routing, retries and sessions exist once (in ``aio.py``).
+- The loop thread is a daemon and is stopped by :meth:`close` (or leaving a ``with`` block).
+- The client is safe to share between threads: all of its state lives on the loop thread.
+- If the waiting thread is interrupted (KeyboardInterrupt), the operation is cancelled on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine, Iterator, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+from raftkv.client._scan import ScanState
+from raftkv.client.aio import AsyncClient
+from raftkv.client.types import BytesLike, NodeStatus, SnapshotInfo
+
+__all__ = ["Client"]
+
+T = TypeVar("T")
+
+
+class Client:
+    """A blocking raftkv client; the same methods and arguments as :class:`AsyncClient`.
+
+    ``Client(["127.0.0.1:7001", "127.0.0.1:7002"], timeout=5.0)``; extra keyword arguments go to
+    AsyncClient (attempt_timeout, max_key_bytes, max_value_bytes, ...).
+    """
+
+    def __init__(self, endpoints: Sequence[str] | str, timeout: float = 5.0, **options: Any):
+        # Build the async client first so bad arguments raise before a thread exists.
+        self._aio = AsyncClient(endpoints, timeout, **options)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="raftkv-client", daemon=True
+        )
+        self._thread.start()
+        self._closed = False
+
+    @property
+    def endpoints(self) -> list[str]:
+        return self._aio.endpoints
+
+    @property
+    def leader(self) -> str | None:
+        return self._aio.leader
+
+    @property
+    def client_id(self) -> int:
+        return self._aio.client_id
+
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        if self._closed:
+            coroutine.close()
+            raise RuntimeError("the client is closed")
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()
+            raise
+
+    def get(
+        self, key: BytesLike, *, stale: bool = False, timeout: float | None = None
+    ) -> bytes | None:
+        return self._run(self._aio.get(key, stale=stale, timeout=timeout))
+
+    def put(
+        self,
+        key: BytesLike,
+        value: BytesLike,
+        *,
+        return_previous: bool = False,
+        timeout: float | None = None,
+    ) -> bytes | None:
+        return self._run(
+            self._aio.put(key, value, return_previous=return_previous, timeout=timeout)
+        )
+
+    def delete(self, key: BytesLike, *, timeout: float | None = None) -> bool:
+        return self._run(self._aio.delete(key, timeout=timeout))
+
+    def cas(
+        self,
+        key: BytesLike,
+        expected: BytesLike | None,
+        new: BytesLike,
+        *,
+        timeout: float | None = None,
+    ) -> bool:
+        return self._run(self._aio.cas(key, expected, new, timeout=timeout))
+
+    def scan(
+        self,
+        prefix: BytesLike = b"",
+        *,
+        start: BytesLike | None = None,
+        end: BytesLike | None = None,
+        limit: int | None = None,
+        stale: bool = False,
+        page_size: int = 0,
+        timeout: float | None = None,
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) pairs in key order; pages are fetched lazily as the iterator advances."""
+        state = ScanState(limit, page_size, start)
+        while (page_limit := state.next_limit()) is not None:
+            page = self._run(
+                self._aio.scan_page(
+                    prefix,
+                    start=state.start,
+                    end=end,
+                    limit=page_limit,
+                    stale=stale,
+                    timeout=timeout,
+                )
+            )
+            yield from state.take(page)
+
+    def status(self, *, timeout: float | None = None) -> NodeStatus:
+        return self._run(self._aio.status(timeout=timeout))
+
+    def status_all(self, *, timeout: float | None = None) -> list[NodeStatus]:
+        return self._run(self._aio.status_all(timeout=timeout))
+
+    def transfer_leader(self, node_id: int, *, timeout: float | None = None) -> int:
+        return self._run(self._aio.transfer_leader(node_id, timeout=timeout))
+
+    def snapshot_save(self, path: str, *, timeout: float | None = None) -> SnapshotInfo:
+        return self._run(self._aio.snapshot_save(path, timeout=timeout))
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            self._run(self._aio.close())
+        finally:
+            self._closed = True
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            self._loop.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
