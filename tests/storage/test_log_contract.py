@@ -1,4 +1,4 @@
-"""One contract for every LogStorage: core's MemoryStorage (through a tiny adapter) and RaftLogStore.
+"""One contract for every LogStorage: the core's MemoryStorage (adapted) and RaftLogStore.
 
 Each test drives both through the driver's write API (save/compact) and checks the protocol's reads.
 RaftLogStore is also reopened, so every check holds after a restart too.
@@ -133,7 +133,7 @@ def test_append_and_read(store: Store) -> None:
     store.save(hard_state=hs, entries=ents(1, 11, term=2))
     assert store.hard_state() == hs
     assert (store.first_index(), store.last_index()) == (1, 10)
-    assert [store.term(Index(i)) for i in range(0, 11)] == [0] + [2] * 10
+    assert [store.term(Index(i)) for i in range(11)] == [0] + [2] * 10
     assert list(store.entries(Index(1), Index(11))) == ents(1, 11, term=2)
     assert list(store.entries(Index(4), Index(7))) == ents(4, 7, term=2)
     with pytest.raises(StorageError):
