@@ -1,0 +1,1 @@
+"""The seeded cluster simulator: N Raft cores, a simulated network and clock, one seed per run."""

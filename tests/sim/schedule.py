@@ -1,0 +1,161 @@
+"""Random schedules (the generator and the nemesis), then the liveness phase.
+
+One seed decides everything: cluster size, fault rates, compaction, and each tick's actions.
+Safety phase: clients propose and read on random nodes while the nemesis crashes and restarts
+nodes (also between sending and persisting a Ready), partitions the network in any shape
+(including one-way cuts), changes loss/duplication/delay, slows nodes and moves leadership.
+Liveness phase: everything heals; a leader must emerge within ``LEADER_BOUND_TICKS`` and a
+write proposed to it must reach every node within ``COMMIT_BOUND_TICKS``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from raftkv.core.errors import CoreError
+from tests.sim.cluster import Cluster, LivenessFailure
+from tests.sim.network import Faults
+
+LEADER_BOUND_TICKS = 40 * 15
+"""After healing: 20 maximal election timeouts. A healthy run needs one or two."""
+COMMIT_BOUND_TICKS = 600
+
+
+@dataclass(frozen=True, slots=True)
+class RunStats:
+    seed: int
+    nodes: int
+    ticks: int
+    leader_after_heal_ticks: int
+    committed: int
+    reads_served: int
+    messages: int
+
+
+def build_cluster(seed: int) -> Cluster:
+    cluster = Cluster(n=3, seed=seed)  # a throwaway to draw the run's shape from the same seed
+    rng = cluster.rng
+    n = rng.choice((3, 3, 5, 5, 1, 2, 4))
+    compact = rng.choice((0, 0, 5, 20))
+    cluster = Cluster(
+        n=n,
+        seed=seed,
+        compact_threshold=compact,
+        compact_trailing=rng.choice((0, 2)),
+        max_inflight_msgs=rng.choice((1, 4, 256)),
+        max_msg_bytes=rng.choice((30, 1 << 20)),
+    )
+    return cluster
+
+
+def nemesis_step(cluster: Cluster) -> None:
+    """One tick's worth of random client and fault actions."""
+    rng = cluster.rng
+    ids = sorted(cluster.nodes)
+    live = [n.id for n in cluster.live()]
+    roll = rng.random()
+    if live and roll < 0.30:
+        target = rng.choice(live)
+        try:
+            cluster.propose(target, b"w%d.%d" % (cluster.now, target))
+        except CoreError:
+            pass
+    elif live and roll < 0.36:
+        try:
+            cluster.read(rng.choice(live))
+        except CoreError:
+            pass
+    elif live and roll < 0.375:
+        cluster.crash(rng.choice(live))
+    elif roll < 0.40:
+        down = [i for i in ids if i not in live]
+        if down:
+            cluster.restart(rng.choice(down))
+    elif roll < 0.41:
+        shuffled = ids[:]
+        rng.shuffle(shuffled)
+        cut = rng.randint(1, max(1, len(ids) - 1))
+        cluster.partition(shuffled[:cut], shuffled[cut:])
+    elif roll < 0.415 and len(ids) > 1:
+        a, b = rng.sample(ids, 2)
+        cluster.trace.append(f"{cluster.now}: block {a}->{b}")
+        cluster.net.block(a, b)
+    elif roll < 0.425:
+        cluster.heal()
+    elif roll < 0.435:
+        low = rng.choice((0, 0, 1))
+        cluster.net.faults = Faults(
+            loss=rng.choice((0.0, 0.05, 0.2, 0.5)),
+            duplicate=rng.choice((0.0, 0.1, 0.3)),
+            min_delay_ticks=low,
+            max_delay_ticks=low + rng.choice((1, 3, 10)),
+        )
+        cluster.trace.append(f"{cluster.now}: faults {cluster.net.faults}")
+    elif roll < 0.44:
+        node = cluster.nodes[rng.choice(ids)]
+        node.slow_every = rng.choice((1, 1, 3, 8))
+        cluster.trace.append(f"{cluster.now}: node {node.id} slow every {node.slow_every}")
+    elif roll < 0.445:
+        leader = cluster.leader()
+        if leader is not None:
+            try:
+                cluster.transfer(leader, rng.choice(ids))
+            except CoreError:
+                pass
+    elif live and roll < 0.447:
+        cluster.campaign(rng.choice(live))
+
+
+def heal_everything(cluster: Cluster) -> None:
+    cluster.heal()
+    cluster.net.faults = Faults()
+    cluster.crash_mid_ready = 0.0
+    for node in cluster.nodes.values():
+        node.slow_every = 1
+    for node_id in sorted(cluster.nodes):
+        cluster.restart(node_id)
+
+
+def run_schedule(seed: int, safety_ticks: int | None = None) -> RunStats:
+    cluster = build_cluster(seed)
+    try:
+        return _run(cluster, safety_ticks)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{cluster.describe()}") from exc
+
+
+def _run(cluster: Cluster, safety_ticks: int | None) -> RunStats:
+    rng = cluster.rng
+    ticks = safety_ticks if safety_ticks is not None else rng.randint(100, 400)
+    cluster.crash_mid_ready = rng.choice((0.0, 0.002, 0.01))
+    for _ in range(ticks):
+        nemesis_step(cluster)
+        cluster.tick()
+    # -- liveness -----------------------------------------------------------------------------
+    heal_everything(cluster)
+    healed_at = cluster.now
+    cluster.check_one_leader(LEADER_BOUND_TICKS)
+    leader_ticks = cluster.now - healed_at
+    index = cluster.one(b"final", expected=len(cluster.nodes), max_ticks=COMMIT_BOUND_TICKS)
+    leader = cluster.leader()
+    assert leader is not None
+    top = cluster.raft(leader).commit_index
+    everyone = cluster.run_until(
+        lambda: all(len(n.applied) >= top for n in cluster.nodes.values()), COMMIT_BOUND_TICKS
+    )
+    if not everyone:
+        raise LivenessFailure(f"not every node applied through {top} after healing")
+    cluster.checker.check_logs_fully(list(cluster.nodes.values()))
+    for node in cluster.nodes.values():
+        for ack_index, data in cluster.acknowledged.items():
+            if node.applied[ack_index - 1].data != data:
+                raise AssertionError(f"acknowledged write at {ack_index} lost on node {node.id}")
+    return RunStats(
+        seed=cluster.seed,
+        nodes=len(cluster.nodes),
+        ticks=cluster.now,
+        leader_after_heal_ticks=leader_ticks,
+        committed=index,
+        reads_served=cluster.checker.reads_served,
+        messages=cluster.net.sent,
+    )
