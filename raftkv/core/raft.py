@@ -387,7 +387,7 @@ class RaftNode:
         self.role = Role.LEADER
         self.leader_id = self.id
         last = self.log.last_index()
-        for peer in self.membership.members():
+        for peer in self.membership.members() | {self.id}:
             self._progress[NodeId(peer)] = self._new_progress(NodeId(peer), last)
         # Our own persisted entries count immediately; the no-op counts once persisted.
         self._progress[self.id].match_index = self.log.last_stable_index()
@@ -430,7 +430,17 @@ class RaftNode:
         )
 
     def _promotable(self) -> bool:
-        return self.id in self.membership.all_voters()
+        """Whether this node may start elections.
+
+        A voter of the newest configuration may; so may a voter of the configuration in force at
+        the commit index. Without the second rule, the only nodes holding an uncommitted
+        configuration that removes them would never campaign, and the nodes it adds might lack
+        the log to win: no leader, ever. Campaigning is safe for any node (votes are counted in
+        the candidate's newest configuration); PreVote and CheckQuorum keep it from disrupting.
+        """
+        if self.id in self.membership.all_voters():
+            return True
+        return self.id in self._membership_at(self.log.committed).all_voters()
 
     # ================================================================ elections
     def _tick_election(self) -> None:
