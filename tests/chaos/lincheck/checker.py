@@ -1,0 +1,367 @@
+"""Linearizability checker for the key-value register, one key at a time (Wing-Gong-Lowe + memo).
+
+The search is the one Porcupine uses (after Lowe's refinement of Wing & Gong): the history becomes a
+doubly linked list of call and return entries in time order; the search repeatedly picks a call
+that precedes the first return in the list, applies it to the model, and lifts it out of the list;
+when a return is reached whose op is not yet linearized, it backtracks. A cache of
+(linearized-set bitset, model state) pairs already explored makes it polynomial in practice; here
+the bitset covers definite ops and unknown ops are tracked as per-class counts (see ``_visit``).
+
+Rules kept here:
+- ``fail`` ops definitely did not happen: dropped. Unknown (``info``) gets observe nothing:
+  dropped. Unknown writes may take effect at any time after invocation, or never: they have no
+  return entry (completion = +infinity) and are kept out of the list, offered as extra candidates
+  at every step. "Never" needs no special case: such an op can always go last, where nothing
+  observes it, so the search succeeds once every *definite* op is linearized.
+- Two pruning rules, both verdict-preserving: (1) unknown ops with the same effect are
+  interchangeable, so they are only linearized in invocation order (a swap argument: any
+  linearization using a later one first can use the earlier one instead); (2) an unknown op is
+  never linearized where it would not change the state (it could go last instead).
+- Equal timestamps count as overlapping (calls sort before returns): a coarse clock must never
+  manufacture a violation.
+- The search is bounded by a step and time budget; exceeding it yields ``unknown``, never a hang.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .history import History, Op, OpKind, Outcome
+from .model import ABSENT, INVALID, EncodedOp, ValueCodes, step
+
+
+class Verdict(enum.StrEnum):
+    OK = "ok"
+    VIOLATION = "violation"
+    UNKNOWN = "unknown"  # budget exceeded: no verdict
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """Per-key search bounds."""
+
+    time_s: float = 30.0
+    max_steps: int = 20_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class KeyReport:
+    """The verdict for one key and, on a violation, where it went wrong."""
+
+    key: str
+    verdict: Verdict
+    ops_checked: int
+    steps: int
+    elapsed_s: float
+    reason: str
+    # Longest linearizable prefix found, in linearization order (definite and unknown ops).
+    linearized: tuple[Op, ...] = ()
+    # The definite op that could not be placed after that prefix (violation only).
+    failed_op: Op | None = None
+    # Ops of this key around the failure, by invocation time (violation only).
+    window: tuple[Op, ...] = ()
+
+    def describe(self) -> str:
+        head = f"key {self.key!r}: {self.verdict.value} ({self.ops_checked} ops, "
+        head += f"{self.steps} steps, {self.elapsed_s:.2f}s): {self.reason}"
+        if self.verdict is not Verdict.VIOLATION:
+            return head
+        lines = [head, "  longest linearizable prefix (last ops, in linearization order):"]
+        lines += [f"    {op.describe()}" for op in self.linearized[-8:]]
+        if self.failed_op is not None:
+            lines.append(f"  could not place: {self.failed_op.describe()}")
+        lines.append("  window:")
+        lines += [f"    {_describe_timed(op)}" for op in self.window]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    verdict: Verdict
+    keys: tuple[KeyReport, ...] = field(default_factory=tuple)
+
+    @property
+    def violations(self) -> tuple[KeyReport, ...]:
+        return tuple(k for k in self.keys if k.verdict is Verdict.VIOLATION)
+
+    def describe(self) -> str:
+        lines = [f"linearizability: {self.verdict.value} ({len(self.keys)} keys)"]
+        lines += [k.describe() for k in self.keys if k.verdict is not Verdict.OK]
+        return "\n".join(lines)
+
+
+def _describe_timed(op: Op) -> str:
+    unknown = op.complete_s is None or op.outcome is Outcome.UNKNOWN
+    end = "inf" if unknown else f"{op.complete_s:.6f}"
+    return f"[{op.invoke_s:.6f} .. {end}] {op.describe()}"
+
+
+def check_history(history: History, budget: Budget | None = None) -> CheckResult:
+    """Check every key; the overall verdict is the worst of the keys' (violation > unknown > ok)."""
+    reports = tuple(
+        check_key(key, ops, budget) for key, ops in sorted(history.by_key().items())
+    )
+    verdicts = {r.verdict for r in reports}
+    if Verdict.VIOLATION in verdicts:
+        overall = Verdict.VIOLATION
+    elif Verdict.UNKNOWN in verdicts:
+        overall = Verdict.UNKNOWN
+    else:
+        overall = Verdict.OK
+    return CheckResult(verdict=overall, keys=reports)
+
+
+def relevant_ops(ops: Iterable[Op]) -> list[Op]:
+    """The ops the search needs: no fail ops (never happened), no unknown gets (observe nothing)."""
+    return [
+        op
+        for op in ops
+        if op.outcome is not Outcome.FAIL
+        and not (op.outcome is Outcome.UNKNOWN and op.kind is OpKind.GET)
+    ]
+
+
+def check_key(key: str, ops: Iterable[Op], budget: Budget | None = None) -> KeyReport:
+    """Decide whether the ops on one key are linearizable w.r.t. the register model."""
+    started = time.monotonic()
+    kept = relevant_ops(op for op in ops if op.key == key)
+    search = _Search(kept, budget or Budget())
+    verdict, reason = search.run()
+    elapsed = time.monotonic() - started
+    if verdict is not Verdict.VIOLATION:
+        return KeyReport(
+            key=key,
+            verdict=verdict,
+            ops_checked=len(kept),
+            steps=search.steps,
+            elapsed_s=elapsed,
+            reason=reason,
+        )
+    prefix, failed = search.best_partial()
+    return KeyReport(
+        key=key,
+        verdict=verdict,
+        ops_checked=len(kept),
+        steps=search.steps,
+        elapsed_s=elapsed,
+        reason=reason,
+        linearized=prefix,
+        failed_op=failed,
+        window=failure_window(kept, prefix, failed),
+    )
+
+
+def failure_window(
+    ops: list[Op], prefix: tuple[Op, ...], failed: Op, context: int = 6
+) -> tuple[Op, ...]:
+    """Ops overlapping [start, failed completion], where start is the earliest invocation among the
+    failed op and the last ``context`` ops of the prefix: the smallest picture that shows the
+    contradiction."""
+    anchors = [failed, *prefix[-context:]]
+    start = min(op.invoke_s for op in anchors)
+    end = failed.complete_s if failed.complete_s is not None else failed.invoke_s
+    chosen = [
+        op
+        for op in ops
+        if op.invoke_s <= end
+        and (op.outcome is Outcome.UNKNOWN or op.complete_s is None or op.complete_s >= start)
+    ]
+    return tuple(sorted(chosen, key=lambda o: (o.invoke_s, o.id)))
+
+
+# Stack frame kinds.
+_FINITE, _UNKNOWN = 0, 1
+
+
+class _Search:
+    """One WGL search over one key's ops. Definite ops are bits 0..F-1, unknown ones F..F+U-1."""
+
+    def __init__(self, ops: list[Op], budget: Budget) -> None:
+        self.budget = budget
+        self.steps = 0
+        codes = ValueCodes(ops)
+        finite = [op for op in ops if op.outcome is Outcome.OK]
+        unknown = [op for op in ops if op.outcome is Outcome.UNKNOWN]
+        self.ops = finite + unknown
+        self.n_finite = len(finite)
+        self.enc: list[EncodedOp] = [codes.encode(op) for op in self.ops]
+
+        # Time order: calls before returns at equal times (equal = overlapping); op id breaks ties.
+        events: list[tuple[float, int, int]] = []
+        for i, op in enumerate(self.ops):
+            events.append((op.invoke_s, 0, i))
+            if i < self.n_finite:
+                assert op.complete_s is not None
+                events.append((op.complete_s, 1, i))
+        events.sort(key=lambda ev: (ev[0], ev[1], self.ops[ev[2]].id))
+
+        # Linked list of definite ops' entries; node 0 is the head sentinel, -1 is the end.
+        n_nodes = 2 * self.n_finite + 1
+        self.nxt = [-1] * n_nodes
+        self.prv = [-1] * n_nodes
+        self.node_op = [-1] * n_nodes
+        self.node_is_call = [False] * n_nodes
+        self.node_pos = [math.inf] * n_nodes
+        self.match = [-1] * n_nodes
+        self.unknown_pos: dict[int, int] = {}
+        call_node: dict[int, int] = {}
+        last = 0
+        node = 1
+        for pos, (_, is_return, i) in enumerate(events):
+            if i >= self.n_finite:
+                self.unknown_pos[i] = pos
+                continue
+            self.node_op[node] = i
+            self.node_is_call[node] = not is_return
+            self.node_pos[node] = pos
+            if is_return:
+                self.match[call_node[i]] = node
+            else:
+                call_node[i] = node
+            self.nxt[last] = node
+            self.prv[node] = last
+            last = node
+            node += 1
+
+        # Unknown ops grouped into interchangeable classes, each in invocation order.
+        classes: dict[tuple[int, int, int], list[int]] = {}
+        for i in sorted(self.unknown_pos, key=self.unknown_pos.__getitem__):
+            classes.setdefault(self.enc[i].effect_class, []).append(i)
+        self.classes = list(classes.values())
+
+        self.best_depth = -1
+        self.best_stack: list[int] = []  # op indices in linearization order
+
+    def _lift(self, call: int) -> None:
+        ret = self.match[call]
+        self.nxt[self.prv[call]] = self.nxt[call]
+        self.prv[self.nxt[call]] = self.prv[call]
+        self.nxt[self.prv[ret]] = self.nxt[ret]
+        if self.nxt[ret] != -1:
+            self.prv[self.nxt[ret]] = self.prv[ret]
+
+    def _unlift(self, call: int) -> None:
+        ret = self.match[call]
+        self.nxt[self.prv[ret]] = ret
+        if self.nxt[ret] != -1:
+            self.prv[self.nxt[ret]] = ret
+        self.nxt[self.prv[call]] = call
+        self.prv[self.nxt[call]] = call
+
+    @staticmethod
+    def _visit(
+        seen: dict[tuple[int, int], list[tuple[int, ...]]],
+        linearized: int,
+        state: int,
+        taken: list[int],
+    ) -> bool:
+        """Record a search state; False if it is already covered.
+
+        A state is (definite ops linearized, model state, unknown ops consumed). Consuming fewer
+        unknown ops is never worse (the spare ones can go last), so a state is covered by an
+        explored one with the same definite set and model state that consumed a subset: whatever
+        completes from here would complete from there too. Consumption is a prefix per class, so
+        "subset" is a componentwise <= of the per-class counts.
+        """
+        vector = tuple(taken)
+        explored = seen.setdefault((linearized, state), [])
+        for old in explored:
+            if all(a <= b for a, b in zip(old, vector, strict=True)):
+                return False
+        explored.append(vector)
+        return True
+
+    def run(self) -> tuple[Verdict, str]:
+        if self.n_finite == 0:
+            return Verdict.OK, "no definite operations"
+        nxt, node_op, node_is_call, enc = self.nxt, self.node_op, self.node_is_call, self.enc
+        classes = self.classes
+        taken = [0] * len(classes)  # how many of each class are linearized (always a prefix)
+        deadline = time.monotonic() + self.budget.time_s
+        max_steps = self.budget.max_steps
+        seen: dict[tuple[int, int], list[tuple[int, ...]]] = {}
+        # Frame: (kind, node-or-class, previous state, bound position for the unknown phase).
+        stack: list[tuple[int, int, int, float]] = []
+        order: list[int] = []
+        state, linearized, done = ABSENT, 0, 0
+        node = nxt[0]
+        unknown_phase, cls, bound = False, 0, math.inf
+        steps = 0
+        while True:
+            steps += 1
+            if steps > max_steps or (steps & 0xFFF == 0 and time.monotonic() > deadline):
+                self.steps = steps
+                return Verdict.UNKNOWN, (
+                    f"unknown: budget exceeded ({steps} steps, {self.budget.time_s}s)"
+                )
+            if not unknown_phase:
+                if node_is_call[node]:
+                    i = node_op[node]
+                    new_state = step(state, enc[i])
+                    if new_state != INVALID and self._visit(
+                        seen, linearized | (1 << i), new_state, taken
+                    ):
+                        stack.append((_FINITE, node, state, 0.0))
+                        order.append(i)
+                        state, linearized = new_state, linearized | (1 << i)
+                        done += 1
+                        self._lift(node)
+                        if done == self.n_finite:
+                            self.steps = steps
+                            return Verdict.OK, "linearizable"
+                        if done > self.best_depth:
+                            self.best_depth = done
+                            self.best_stack = order.copy()
+                        node = nxt[0]
+                        continue
+                    node = nxt[node]
+                    continue
+                # First return entry in the list: its op must go before anything invoked later.
+                unknown_phase, cls, bound = True, 0, self.node_pos[node]
+            placed = False
+            while cls < len(classes):
+                members = classes[cls]
+                if taken[cls] < len(members):
+                    i = members[taken[cls]]
+                    if self.unknown_pos[i] < bound:
+                        new_state = step(state, enc[i])
+                        # Rule (2): a no-op placement is never needed; it could go last instead.
+                        if new_state not in (INVALID, state):
+                            taken[cls] += 1
+                            if self._visit(seen, linearized, new_state, taken):
+                                stack.append((_UNKNOWN, cls, state, bound))
+                                order.append(i)
+                                state = new_state
+                                placed = True
+                                break
+                            taken[cls] -= 1
+                cls += 1
+            if placed:
+                unknown_phase, node = False, nxt[0]
+                continue
+            if not stack:
+                self.steps = steps
+                return Verdict.VIOLATION, "not linearizable"
+            kind, where, state, bound = stack.pop()
+            i = order.pop()
+            if kind == _FINITE:
+                linearized &= ~(1 << i)
+                done -= 1
+                self._unlift(where)
+                unknown_phase, node = False, nxt[where]
+            else:
+                taken[where] -= 1
+                unknown_phase, cls = True, where + 1
+
+    def best_partial(self) -> tuple[tuple[Op, ...], Op]:
+        """The longest linearizable prefix found and the definite op that could not follow it:
+        the not-yet-linearized definite op that returned first (it blocked every extension)."""
+        placed = set(self.best_stack)
+        prefix = tuple(self.ops[i] for i in self.best_stack)
+        pending = [i for i in range(self.n_finite) if i not in placed]
+        failed = min(pending, key=lambda i: (self.ops[i].complete_s or 0.0, self.ops[i].id))
+        return prefix, self.ops[failed]
