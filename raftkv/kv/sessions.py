@@ -6,9 +6,12 @@ Rules (all decisions depend only on the log, so every replica decides the same):
   the stored result, never applied again. A sequence inside the window that is not remembered was
   never applied (it arrived out of order) and is applied now.
 - A sequence at or below ``newest - window`` cannot be told apart from an applied one: the answer is
-  SESSION_EXPIRED and nothing is applied. So is any sequence > 1 from an unknown client (its
-  session expired or was evicted): the client must start a new session (a new client id).
-  Sequence 0 or 1 from an unknown client opens a session.
+  SESSION_EXPIRED and nothing is applied. So is a sequence above ``window`` from an unknown client
+  (its session expired or was evicted): the client must start a new session (a new client id).
+  A sequence <= ``window`` from an unknown client opens a session: a new client's first requests
+  may be pipelined and arrive in any order (clients number from 1). The cost: a client evicted
+  while it still retries one of its first ``window`` sequences could see it applied twice; the
+  TTL and table size make that a client idle for a day or crowded out by ``max_sessions``.
 - Expiry runs on the log's clock: the newest ``issued_at_ms`` applied so far (never the local
   clock). A session unused for ``ttl_ms`` of that clock is dropped. The table holds at most
   ``max_sessions``; beyond that the least recently used session is evicted. "Recently" is the log
@@ -109,7 +112,8 @@ class SessionTable:
         """The verdict for (client, sequence), and the stored result if it is a duplicate."""
         session = self._sessions.get(client_id)
         if session is None:
-            return (Verdict.APPLY, None) if sequence <= 1 else (Verdict.EXPIRED, None)
+            fresh = sequence <= self.config.window
+            return (Verdict.APPLY, None) if fresh else (Verdict.EXPIRED, None)
         if sequence in session.results:
             return Verdict.DUPLICATE, session.results[sequence]
         if sequence > session.newest - self.config.window:

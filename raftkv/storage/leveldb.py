@@ -94,6 +94,8 @@ class LevelDB:
     @classmethod
     def open(cls, path: Path, *, create: bool) -> LevelDB:
         """Open (and with ``create``, create) the database; refuse if another process holds it."""
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
         try:
             db = plyvel.DB(str(path), create_if_missing=create, paranoid_checks=True)
         except plyvel.IOError as exc:

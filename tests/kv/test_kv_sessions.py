@@ -65,10 +65,10 @@ def test_out_of_order_within_window_and_expired_below_it(tmp_path: Path) -> None
     sm.close()
 
 
-def test_unknown_client_must_start_at_one(tmp_path: Path) -> None:
-    sm = open_sm(tmp_path / "s")
+def test_unknown_client_starts_within_the_window(tmp_path: Path) -> None:
+    sm = open_sm(tmp_path / "s", window=4)
     log = Log()
-    out = sm.apply(log.entries(put(b"a", b"1", client=9, seq=5), put(b"a", b"1", client=9, seq=1),
+    out = sm.apply(log.entries(put(b"a", b"1", client=9, seq=5), put(b"a", b"1", client=9, seq=2),
                                put(b"a", b"2", client=0, seq=0), put(b"a", b"3", client=0, seq=0)))
     assert [o.status for o in out] == [ApplyStatus.SESSION_EXPIRED] + [ApplyStatus.APPLIED] * 3
     sm.close()
@@ -84,7 +84,7 @@ def test_ttl_uses_the_logs_clock(tmp_path: Path) -> None:
     assert out[0].status is ApplyStatus.DUPLICATE
     # A command stamped 2 s later (from anyone) expires both sessions.
     out = sm.apply(log.entries(put(b"c", b"1", client=3, seq=1, at_ms=13_000),
-                               put(b"a", b"1", client=1, seq=2),
+                               put(b"a", b"1", client=1, seq=99),
                                put(b"b", b"1", client=2, seq=1)))
     assert [o.status for o in out] == [ApplyStatus.APPLIED, ApplyStatus.SESSION_EXPIRED,
                                        ApplyStatus.APPLIED]
@@ -95,20 +95,20 @@ def test_ttl_uses_the_logs_clock(tmp_path: Path) -> None:
 
 
 def test_table_is_bounded_lru(tmp_path: Path) -> None:
-    sm = open_sm(tmp_path / "s", max_sessions=3)
+    sm = open_sm(tmp_path / "s", max_sessions=3, window=4)
     log = Log()
     sm.apply(log.entries(*(put(b"k", b"v", client=c, seq=1) for c in (1, 2, 3))))
     sm.apply(log.entries(put(b"k", b"v", client=1, seq=2)))  # 1 is now recent; 2 the oldest
     sm.apply(log.entries(put(b"k", b"v", client=4, seq=1)))  # evicts 2
     assert sm.session_count() == 3
     sm.close()
-    sm = KVStateMachine.open(tmp_path / "s", sessions=SessionConfig(max_sessions=3))
-    out = sm.apply(log.entries(put(b"k", b"v", client=2, seq=2),   # evicted: expired
+    sm = KVStateMachine.open(tmp_path / "s", sessions=SessionConfig(max_sessions=3, window=4))
+    out = sm.apply(log.entries(put(b"k", b"v", client=2, seq=10),  # evicted: expired
                                put(b"k", b"v", client=1, seq=2),   # remembered
                                put(b"k", b"v", client=5, seq=1)))  # evicts 3 (LRU after reload)
     assert [o.status for o in out] == [ApplyStatus.SESSION_EXPIRED, ApplyStatus.DUPLICATE,
                                        ApplyStatus.APPLIED]
-    out = sm.apply(log.entries(put(b"k", b"v", client=3, seq=2)))
+    out = sm.apply(log.entries(put(b"k", b"v", client=3, seq=10)))
     assert out[0].status is ApplyStatus.SESSION_EXPIRED
     sm.close()
 
