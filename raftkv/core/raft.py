@@ -266,8 +266,16 @@ class RaftNode:
             or self.log.has_next_committed()
             or self._ready_reads
             or self._dropped_reads
-            or self._hard_state() != self._prev_hard
-            or self._soft_state() != self._prev_soft
+            or self._hard_state_changed()
+            or self.role != self._prev_soft.role
+            or self.leader_id != self._prev_soft.leader_id
+        )
+
+    def _hard_state_changed(self) -> bool:
+        # Compared field by field: has_ready() runs on every driver iteration.
+        prev = self._prev_hard
+        return (
+            self.term != prev.term or self.vote != prev.vote or self.log.committed != prev.commit
         )
 
     def ready(self) -> Ready:
@@ -440,7 +448,7 @@ class RaftNode:
         """
         if self.id in self.membership.all_voters():
             return True
-        return self.id in self._membership_at(self.log.committed).all_voters()
+        return self.id in self.membership_at(self.log.committed).all_voters()
 
     # ================================================================ elections
     def _tick_election(self) -> None:
@@ -749,13 +757,15 @@ class RaftNode:
         term = self.log.term(index)
         if term is None:
             return False  # cannot describe our own state yet; retry on the next heartbeat
-        meta = SnapshotMeta(index=index, term=term, membership=self._membership_at(index))
+        meta = SnapshotMeta(index=index, term=term, membership=self.membership_at(index))
         progress.become_snapshot(index)
         self._log("sending snapshot at index %d to %d", index, peer)
         self._send(SnapshotRequest(from_id=self.id, to_id=peer, term=self.term, meta=meta))
         return True
 
-    def _membership_at(self, index: Index) -> Membership:
+    def membership_at(self, index: Index) -> Membership:
+        """The configuration in force once the log is applied through ``index`` (for snapshots
+        and compaction, which must record the membership as of their index)."""
         membership = self._base_membership
         for config_index, config in self._configs:
             if config_index > index:
