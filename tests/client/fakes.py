@@ -86,8 +86,10 @@ class FakeCluster:
 
     async def _start(self, node: int) -> tuple[Any, str]:
         server = grpc.aio.server()
-        kv_pb2_grpc.add_KVServicer_to_server(_KV(self, node), server)
-        kv_pb2_grpc.add_ClusterServicer_to_server(_Cluster(self, node), server)
+        kv_pb2_grpc.add_KVServicer_to_server(_KV(self, node), server)  # type: ignore[no-untyped-call]
+        kv_pb2_grpc.add_ClusterServicer_to_server(  # type: ignore[no-untyped-call]
+            _Cluster(self, node), server
+        )
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
         return server, f"127.0.0.1:{port}"
@@ -251,7 +253,7 @@ class FakeCluster:
         return kv_pb2.TransferLeaderResponse(leader_id=request.target_id)
 
 
-class _KV(kv_pb2_grpc.KVServicer):  # type: ignore[misc]
+class _KV(kv_pb2_grpc.KVServicer):
     def __init__(self, cluster: FakeCluster, node: int) -> None:
         self.c, self.n = cluster, node
 
@@ -271,7 +273,7 @@ class _KV(kv_pb2_grpc.KVServicer):  # type: ignore[misc]
         return await self.c.handle(self.n, "Scan", request, context)
 
 
-class _Cluster(kv_pb2_grpc.ClusterServicer):  # type: ignore[misc]
+class _Cluster(kv_pb2_grpc.ClusterServicer):
     def __init__(self, cluster: FakeCluster, node: int) -> None:
         self.c, self.n = cluster, node
 

@@ -156,7 +156,9 @@ def test_timeout_exit_code(cluster: FakeCluster) -> None:
 
 
 def test_invalid_argument_exit_code(cluster: FakeCluster) -> None:
-    assert_one_line_error(cli(cluster, "put", "", "1"), 5, "invalid argument: key must not be empty")
+    assert_one_line_error(
+        cli(cluster, "put", "", "1"), 5, "invalid argument: key must not be empty"
+    )
     cluster.inject(Fault("Get", "abort", grpc.StatusCode.INVALID_ARGUMENT, "bad\nthing"))
     assert_one_line_error(cli(cluster, "get", "k"), 5, "invalid argument: bad thing")
 

@@ -1,0 +1,224 @@
+"""The client's pure pieces: failure classification, routing, backoff, errors, scans, backups."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from raftkv.client._policy import Backoff, Outcome, classify
+from raftkv.client._router import Router, parse_endpoints
+from raftkv.client._scan import ScanState
+from raftkv.client.backup import BackupError, BackupWriter, crc32c, read_backup
+from raftkv.client.types import ScanPage, to_bytes
+from raftkv.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Overloaded,
+    ServerError,
+    Timeout,
+    Unavailable,
+    error_for_status,
+    status_name_for,
+)
+from raftkv.pb import kv_pb2
+
+# ---- classification ----
+
+
+@pytest.mark.parametrize(
+    ("code", "details", "server_spoke", "outcome"),
+    [
+        ("UNAVAILABLE", "no leader known", True, Outcome.DEFINITE),
+        ("UNAVAILABLE", "failed to connect to all addresses", False, Outcome.DEFINITE),
+        ("UNAVAILABLE", "Connection refused", False, Outcome.DEFINITE),
+        ("UNAVAILABLE", "Socket closed", False, Outcome.AMBIGUOUS),
+        ("UNAVAILABLE", "recvmsg:Connection reset by peer", False, Outcome.AMBIGUOUS),
+        ("RESOURCE_EXHAUSTED", "too many requests", True, Outcome.DEFINITE),
+        ("RESOURCE_EXHAUSTED", "Received message larger than max", False, Outcome.FATAL),
+        ("DEADLINE_EXCEEDED", "Deadline Exceeded", False, Outcome.AMBIGUOUS),
+        ("CANCELLED", "", False, Outcome.AMBIGUOUS),
+        ("ABORTED", "leadership lost", True, Outcome.AMBIGUOUS),
+        ("INVALID_ARGUMENT", "key too long", True, Outcome.FATAL),
+        ("NOT_FOUND", "no node 7", True, Outcome.FATAL),
+        ("INTERNAL", "boom", True, Outcome.FATAL),
+        ("UNKNOWN", "exception", False, Outcome.FATAL),
+    ],
+)
+def test_classify(code: str, details: str, server_spoke: bool, outcome: Outcome) -> None:
+    assert classify(code, details, server_spoke=server_spoke) is outcome
+
+
+# ---- errors ----
+
+
+@pytest.mark.parametrize(
+    ("code", "cls"),
+    [
+        ("UNAVAILABLE", Unavailable),
+        ("RESOURCE_EXHAUSTED", Overloaded),
+        ("DEADLINE_EXCEEDED", Timeout),
+        ("INVALID_ARGUMENT", InvalidArgument),
+        ("NOT_FOUND", NotFound),
+        ("FAILED_PRECONDITION", FailedPrecondition),
+        ("INTERNAL", ServerError),
+        ("DATA_LOSS", ServerError),
+    ],
+)
+def test_error_for_status(code: str, cls: type[Exception]) -> None:
+    error = error_for_status(code, "the details")
+    assert type(error) is cls and error.message == "the details"
+
+
+def test_error_for_grpc_status_code_and_back() -> None:
+    import grpc
+
+    error = error_for_status(grpc.StatusCode.INVALID_ARGUMENT, "")
+    assert isinstance(error, InvalidArgument) and error.message == "invalid argument"
+    assert status_name_for(error) == "INVALID_ARGUMENT"
+    assert status_name_for(Overloaded("x")) == "RESOURCE_EXHAUSTED"
+    assert isinstance(Overloaded("x"), Unavailable)  # overload, too, means "not applied"
+
+
+# ---- routing ----
+
+
+def test_parse_endpoints() -> None:
+    assert parse_endpoints(" a:1, b:2,,a:1 ") == ["a:1", "b:2"]
+    assert parse_endpoints(["a:1", "b:2"]) == ["a:1", "b:2"]
+    with pytest.raises(ValueError, match="at least one"):
+        parse_endpoints(" , ")
+
+
+def test_router_learns_and_forgets_the_leader() -> None:
+    router = Router(["a", "b", "c"])
+    assert router.pick(leader=True) == "a"
+    router.record_success("a", "x")  # the leader may be outside the endpoint list
+    assert router.pick(leader=True) == "x"
+    assert router.pick(leader=False) == "a"
+    assert router.record_failure("x", None) is False
+    assert router.leader is None and router.pick(leader=True) == "a"
+
+
+def test_router_redirect_and_rotation() -> None:
+    router = Router(["a", "b", "c"])
+    assert router.record_failure("a", "c") is True  # "not me, go to c"
+    assert router.pick(leader=True) == "c"
+    assert router.pick(leader=False) == "b"
+    assert router.record_failure("b", None) is False
+    assert router.record_failure("b", None) is False  # a second report moves nothing
+    assert router.pick(leader=False) == "c"
+    router.record_success("a", None)
+    assert router.pick(leader=False) == "a"
+
+
+def test_router_keeps_a_busy_leader() -> None:
+    router = Router(["a", "b"])
+    router.record_success("a", "a")
+    assert router.record_failure("a", "a") is False  # overloaded, but still the leader
+    assert router.leader == "a"
+
+
+@given(st.integers(min_value=0, max_value=1000), st.integers(min_value=0, max_value=2**32))
+def test_backoff_is_bounded_and_jittered(n: int, seed: int) -> None:
+    backoff = Backoff(base_s=0.01, max_s=0.5, rng=random.Random(seed))
+    ceiling = min(0.5, 0.01 * 2 ** min(n, 30))
+    assert ceiling / 2 <= backoff.delay_s(n) <= ceiling
+
+
+# ---- conversions and scans ----
+
+
+def test_to_bytes() -> None:
+    assert to_bytes("é", "key") == b"\xc3\xa9"
+    assert to_bytes(b"\xff", "key") == b"\xff"
+    assert to_bytes(bytearray(b"ab"), "key") == b"ab"  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="value must be bytes or str, not int"):
+        to_bytes(1, "value")  # type: ignore[arg-type]
+
+
+def page(*keys: str, more: bool, next_start: str = "") -> ScanPage:
+    return ScanPage(
+        items=tuple((k.encode(), b"") for k in keys), more=more, next_start=next_start.encode()
+    )
+
+
+def test_scan_state_limits_pages() -> None:
+    state = ScanState(limit=5, page_size=2, start=None)
+    assert state.next_limit() == 2
+    assert state.take(page("a", "b", more=True, next_start="c")) == [(b"a", b""), (b"b", b"")]
+    assert state.start == b"c" and state.next_limit() == 2
+    state.take(page("c", "d", more=True, next_start="e"))
+    assert state.next_limit() == 1
+    # A server returning more than asked is trimmed to the overall limit.
+    assert len(state.take(page("e", "f", more=True, next_start="g"))) == 1
+    assert state.next_limit() is None
+
+
+def test_scan_state_refuses_a_page_that_does_not_advance() -> None:
+    state = ScanState(limit=None, page_size=0, start="a")
+    assert state.next_limit() == 0  # the server's page size
+    with pytest.raises(ServerError, match="does not move forward"):
+        state.take(page("a", more=True, next_start="a"))
+
+
+# ---- backups ----
+
+
+def test_crc32c_known_vector() -> None:
+    assert crc32c(b"123456789") == 0xE3069283
+    assert crc32c(b"56789", crc32c(b"1234")) == 0xE3069283
+
+
+def chunks(data: list[bytes], *, bad_crc: bool = False) -> list[kv_pb2.BackupChunk]:
+    crc = 0
+    out = [kv_pb2.BackupChunk(meta=kv_pb2.BackupMeta(index=5, term=2, cluster_id="c"))]
+    for i, piece in enumerate(data):
+        crc = crc32c(piece, crc)
+        last = i == len(data) - 1
+        out.append(kv_pb2.BackupChunk(data=piece, done=last, crc32c=(crc + bad_crc) if last else 0))
+    return out
+
+
+def test_backup_round_trip(tmp_path: Path) -> None:
+    path = str(tmp_path / "b")
+    writer = BackupWriter(path)
+    for chunk in chunks([b"one", b"two", b"three"]):
+        writer.add(chunk)
+    assert writer.commit().index == 5
+    meta, data = read_backup(path)
+    assert (meta.index, meta.term, meta.cluster_id) == (5, 2, "c")
+    assert b"".join(data) == b"onetwothree"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+
+
+def test_backup_refuses_bad_checksum_and_truncation(tmp_path: Path) -> None:
+    writer = BackupWriter(str(tmp_path / "b"))
+    with pytest.raises(BackupError, match="checksum"):
+        for chunk in chunks([b"x", b"y"], bad_crc=True):
+            writer.add(chunk)
+    writer.abort()
+    assert list(tmp_path.iterdir()) == []
+
+    writer = BackupWriter(str(tmp_path / "b"))
+    writer.add(chunks([b"x", b"y"])[0])
+    with pytest.raises(BackupError, match="ended before"):
+        writer.commit()
+    writer.abort()
+
+    path = tmp_path / "full"
+    writer = BackupWriter(str(path))
+    for chunk in chunks([b"x" * 100, b"y"]):
+        writer.add(chunk)
+    writer.commit()
+    path.write_bytes(path.read_bytes()[:-10])
+    _, data = read_backup(str(path))
+    with pytest.raises(BackupError, match="truncated"):
+        b"".join(data)
+    (tmp_path / "junk").write_bytes(b"not a backup")
+    with pytest.raises(BackupError, match="bad magic"):
+        read_backup(str(tmp_path / "junk"))
