@@ -25,7 +25,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from raftkv.core.errors import NotLeader, ProposalDropped
-from raftkv.core.membership import Membership
 from raftkv.core.messages import Message
 from raftkv.core.raft import NodeStatus, RaftNode
 from raftkv.core.ready import Ready, Role
@@ -39,7 +38,7 @@ from raftkv.node.errors import (
     ResultUnknown,
     Stopped,
 )
-from raftkv.node.protocols import LogStore, StateMachine, Transport
+from raftkv.node.protocols import Compactor, LogStore, StateMachine, Transport
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +70,7 @@ class Driver:
         state_machine: StateMachine,
         transport: Transport,
         config: DriverConfig,
+        compactor: Compactor | None = None,
         observer: DriverObserver | None = None,
     ) -> None:
         self.node = node
@@ -79,6 +79,7 @@ class Driver:
         self._transport = transport
         self._config = config
         self._observer = observer
+        self._compactor = compactor
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"raftkv-io-{node.id}")
         self._inbox: deque[tuple[Any, ...]] = deque()
         self._wake = asyncio.Event()
@@ -320,20 +321,14 @@ class Driver:
 
     async def _maybe_compact(self) -> None:
         """Inside the ready/advance window, so the core is not reading the log meanwhile."""
+        if self._compactor is None:
+            return
         first = self.node.log.first_index()
         if self.applied_index - first < self._config.snapshot_threshold:
-            return
-        index = Index(self.applied_index - self._config.snapshot_trailing)
-        # The newest configuration: right unless a membership change is still in flight above
-        # ``index`` (then the restart replays it from the log anyway).
-        membership = self.node.status().membership
-        await self.run_io(self._compact, index, membership)
-        if self._observer is not None:
+            return  # cheap check on the loop; the compactor decides exactly
+        index = await self.run_io(self._compactor.maybe_compact)
+        if index is not None and self._observer is not None:
             self._observer.on_compact(index)
-
-    def _compact(self, index: Index, membership: Membership) -> None:
-        self.state_machine.sync()
-        self._store.compact(index, membership)
 
     def _persist(self, rd: Ready) -> None:
         """On the storage thread: install a snapshot's state first, then the log write."""

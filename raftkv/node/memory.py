@@ -17,6 +17,28 @@ from raftkv.core.types import Entry, EntryKind, HardState, Index, SnapshotMeta, 
 from raftkv.pb import kv_pb2
 
 _LEN = struct.Struct(">I")
+_POINT = struct.Struct(">QQ")  # a snapshot stream starts with its applied index and term
+
+
+class _MemoryStaging:
+    def __init__(self, machine: MemoryStateMachine, announced: SnapshotMeta) -> None:
+        self._machine = machine
+        self._announced = announced
+        self._parts: list[bytes] = []
+
+    def feed(self, data: bytes) -> None:
+        self._parts.append(data)
+
+    def commit(self) -> SnapshotMeta:
+        body = b"".join(self._parts)
+        index, term = _POINT.unpack_from(body)
+        self._machine._staged = {(index, term): body}
+        return SnapshotMeta(
+            index=Index(index), term=Term(term), membership=self._announced.membership
+        )
+
+    def abort(self) -> None:
+        self._parts = []
 
 
 class MemoryLogStore(MemoryStorage):
@@ -66,6 +88,28 @@ def apply_command(
     return kv_pb2.CommandResult(ok=False, index=index)
 
 
+class MemoryCompactor:
+    """Compacts a :class:`MemoryLogStore` behind a state machine's applied index."""
+
+    def __init__(
+        self, store: MemoryLogStore, machine: MemoryStateMachine, *, threshold: int, trailing: int
+    ) -> None:
+        self._store, self._machine = store, machine
+        self._threshold, self._trailing = threshold, trailing
+
+    def maybe_compact(self) -> Index | None:
+        start = self._store.snapshot_meta().index
+        target = Index(self._machine.applied()[0] - self._trailing)
+        if self._store.last_index() - start <= self._threshold or target <= start:
+            return None
+        membership = self._store.snapshot_meta().membership
+        for index, config in self._store.membership_history():
+            if index <= target:
+                membership = config
+        self._store.compact(target, membership)
+        return target
+
+
 class MemoryStateMachine:
     def __init__(self) -> None:
         self._data: dict[bytes, bytes] = {}
@@ -96,17 +140,18 @@ class MemoryStateMachine:
             outcomes.append(result)
         return outcomes
 
-    def sync(self) -> None:
-        """Memory is as durable as it gets."""
-
     def get(self, key: bytes) -> bytes | None:
         return self._data.get(key)
 
-    def scan(self, start: bytes, end: bytes | None, limit: int) -> list[tuple[bytes, bytes]]:
-        keys = sorted(self._data)
-        lo = bisect.bisect_left(keys, start)
-        hi = len(keys) if end is None else bisect.bisect_left(keys, end)
-        return [(k, self._data[k]) for k in keys[lo : min(hi, lo + limit)]]
+    def scan(
+        self, *, prefix: bytes, start: bytes, end: bytes, limit: int
+    ) -> tuple[list[tuple[bytes, bytes]], bytes | None]:
+        keys = sorted(k for k in list(self._data) if k.startswith(prefix))
+        lo = bisect.bisect_left(keys, max(start, prefix))
+        hi = bisect.bisect_left(keys, end) if end else len(keys)
+        page = keys[lo:hi]
+        items = [(k, self._data[k]) for k in page[:limit]]
+        return items, (page[limit] if len(page) > limit else None)
 
     # -- snapshots: length-prefixed key/value pairs, then the session table as commands
     def open_snapshot(self) -> tuple[Index, Term, Iterator[bytes]]:
@@ -118,14 +163,15 @@ class MemoryStateMachine:
             parts += [struct.pack(">QQI", client_id, seq, len(blob)), blob]
         body = b"".join(parts)
         index, term = self._applied
-        chunks = (body[i : i + 65536] for i in range(0, max(len(body), 1), 65536))
+        body = _POINT.pack(index, term) + body
+        chunks = (body[i : i + 65536] for i in range(0, len(body), 65536))
         return index, term, chunks
 
-    def stage_snapshot(self, index: Index, term: Term, chunks: Sequence[bytes]) -> None:
-        self._staged = {(index, term): b"".join(chunks)}
+    def begin_staging(self, announced: SnapshotMeta) -> _MemoryStaging:
+        return _MemoryStaging(self, announced)
 
     def install_snapshot(self, meta: SnapshotMeta) -> None:
-        body = self._staged.pop((meta.index, meta.term))
+        body = self._staged.pop((meta.index, meta.term))[_POINT.size :]
         view = memoryview(body)
         (count,) = _LEN.unpack_from(view, 0)
         pos = _LEN.size

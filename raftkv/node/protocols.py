@@ -1,9 +1,10 @@
-"""The small interfaces the driver is written against: log store, state machine, transport.
+"""The small interfaces the driver is written against: log, state machine, compactor, transport.
 
-``raftkv.storage``/``raftkv.kv`` implement the first two on LevelDB, :mod:`raftkv.node.memory` in
-memory; :mod:`raftkv.transport` implements the third over gRPC and in memory. Methods of
-:class:`LogStore` and :class:`StateMachine` may block: the driver calls them from ONE worker
-thread, in order, never from the event loop.
+``raftkv.storage`` and ``raftkv.kv`` (through :mod:`raftkv.node.kv_adapter`) implement the first
+three on LevelDB, :mod:`raftkv.node.memory` in memory; :mod:`raftkv.transport` implements the last
+over gRPC and in memory. Methods of :class:`LogStore`, :class:`StateMachine` and
+:class:`Compactor` may block: the driver calls them from ONE worker thread, in order, never from
+the event loop.
 """
 
 from __future__ import annotations
@@ -11,10 +12,19 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
-from raftkv.core.membership import Membership
 from raftkv.core.messages import Message
 from raftkv.core.storage import LogStorage
 from raftkv.core.types import Entry, HardState, Index, SnapshotMeta, Term
+
+
+class _SessionExpired:
+    def __repr__(self) -> str:
+        return "SESSION_EXPIRED"
+
+
+SESSION_EXPIRED = _SessionExpired()
+"""An apply outcome: the command's session expired, so it was not applied (nor can the state
+machine tell whether an earlier attempt was)."""
 
 
 class LogStore(LogStorage, Protocol):
@@ -28,10 +38,6 @@ class LogStore(LogStorage, Protocol):
         """Persist durably and atomically: snapshot (log reset), then entries, then hard state."""
         ...
 
-    def compact(self, index: Index, membership: Membership) -> None:
-        """Drop entries through ``index`` (durably applied); ``membership`` is as of ``index``."""
-        ...
-
 
 class StateMachine(Protocol):
     def applied(self) -> tuple[Index, Term]:
@@ -39,13 +45,17 @@ class StateMachine(Protocol):
         ...
 
     def apply(self, entries: Sequence[Entry]) -> Sequence[object]:
-        """Apply committed entries in order; one outcome per entry (None for no-ops)."""
+        """Apply committed entries in order; one outcome per entry: a ``CommandResult``,
+        :data:`SESSION_EXPIRED`, or None for no-ops and configuration entries."""
         ...
 
     def get(self, key: bytes) -> bytes | None: ...
 
-    def scan(self, start: bytes, end: bytes | None, limit: int) -> list[tuple[bytes, bytes]]:
-        """Up to ``limit`` pairs with start <= key < end (no end: to the last key), in order."""
+    def scan(
+        self, *, prefix: bytes, start: bytes, end: bytes, limit: int
+    ) -> tuple[list[tuple[bytes, bytes]], bytes | None]:
+        """Up to ``limit`` pairs with ``prefix`` in [start, end) (empty end: unbounded), in key
+        order, and the start of the next page (None when there is no more)."""
         ...
 
     def open_snapshot(self) -> tuple[Index, Term, Iterator[bytes]]:
@@ -53,16 +63,15 @@ class StateMachine(Protocol):
         its bytes in chunks."""
         ...
 
-    def stage_snapshot(self, index: Index, term: Term, chunks: Sequence[bytes]) -> None:
-        """Keep a received snapshot aside until :meth:`install_snapshot` names it."""
-        ...
-
     def install_snapshot(self, meta: SnapshotMeta) -> None:
         """Replace the state with the staged snapshot matching ``meta``."""
         ...
 
-    def sync(self) -> None:
-        """Make every applied entry durable (before the log is compacted behind it)."""
+
+
+class Compactor(Protocol):
+    def maybe_compact(self) -> Index | None:
+        """Compact the log if due (never past a durably applied index); the new log start."""
         ...
 
 

@@ -6,11 +6,11 @@ A :class:`~raftkv.node.driver.Driver` is an :class:`Inbox`; a state machine is a
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Protocol
 
 from raftkv.core.messages import Message
-from raftkv.core.types import Index, NodeId, Term
+from raftkv.core.types import Index, NodeId, SnapshotMeta, Term
 
 
 class Inbox(Protocol):
@@ -25,5 +25,19 @@ class SnapshotSource(Protocol):
     def open_snapshot(self) -> tuple[Index, Term, Iterator[bytes]]: ...
 
 
+class StagingWriter(Protocol):
+    """Receives one snapshot stream; blocking calls (the transport runs them off the loop)."""
+
+    def feed(self, data: bytes) -> None: ...
+
+    def commit(self) -> SnapshotMeta:
+        """Make the staged state durable (not yet live) and return its REAL meta."""
+        ...
+
+    def abort(self) -> None: ...
+
+
 class SnapshotStager(Protocol):
-    def stage_snapshot(self, index: Index, term: Term, chunks: Sequence[bytes]) -> None: ...
+    def begin_staging(self, announced: SnapshotMeta) -> StagingWriter:
+        """Start receiving a snapshot the sender announced as ``announced``."""
+        ...

@@ -73,10 +73,12 @@ class MemoryNetwork:
         if target is None or not self._linked(src, m.to_id):
             sender.inbox.report_snapshot(m.to_id, False)
             return
-        index, term, chunks = sender.source.open_snapshot()
-        target.stager.stage_snapshot(index, term, list(chunks))
+        _, _, chunks = sender.source.open_snapshot()
+        writer = target.stager.begin_staging(m.meta)
+        for chunk in chunks:
+            writer.feed(chunk)
         # The receiver learns the real point of the state it got, which may be past m.meta.
-        target.inbox.deliver(replace(m, meta=replace(m.meta, index=index, term=term)))
+        target.inbox.deliver(replace(m, meta=writer.commit()))
         sender.inbox.report_snapshot(m.to_id, True)
 
 

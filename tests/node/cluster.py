@@ -14,7 +14,7 @@ from raftkv.core.ready import Role
 from raftkv.core.types import NodeId
 from raftkv.node.config import DriverConfig
 from raftkv.node.driver import Driver
-from raftkv.node.memory import MemoryLogStore, MemoryStateMachine
+from raftkv.node.memory import MemoryCompactor, MemoryLogStore, MemoryStateMachine
 from raftkv.pb import kv_pb2
 from raftkv.transport.memory import MemoryNetwork
 
@@ -39,6 +39,10 @@ class Cluster:
         driver = Driver(
             node=node, log_store=self.stores[node_id], state_machine=sm,
             transport=self.net.transport(node_id), config=self.config,
+            compactor=MemoryCompactor(
+                self.stores[node_id], sm, threshold=self.config.snapshot_threshold,
+                trailing=self.config.snapshot_trailing,
+            ),
         )
         self.net.attach(node_id, driver, sm, sm)
         self.drivers[node_id] = driver

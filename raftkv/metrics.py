@@ -1,0 +1,183 @@
+"""Every Prometheus metric raftkv exports, defined once, on a registry the caller injects.
+
+Rules: names follow Prometheus conventions (``raftkv_`` prefix, base units, ``_total`` counters,
+``_seconds`` durations); labels are bounded (method, code, role, peer id, reason), never keys or
+values. Metrics observe and never steer: hooks are cheap and never raise. :class:`Metrics`
+implements the observer protocols of the driver, the peer client and the Raft servicer.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from raftkv.core.progress import ProgressState
+from raftkv.core.raft import RaftNode
+from raftkv.core.ready import Role
+from raftkv.core.types import Index
+
+_LATENCY = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+_COUNT = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.term = Gauge("raftkv_term", "Current Raft term.", registry=r)
+        self.role = Gauge("raftkv_role", "1 for this node's current role.", ["role"], registry=r)
+        self.leader = Gauge("raftkv_leader_id", "Leader id this node knows (0: none).", registry=r)
+        self.is_leader = Gauge("raftkv_is_leader", "1 if this node leads.", registry=r)
+        self.commit_index = Gauge("raftkv_commit_index", "Commit index.", registry=r)
+        self.applied_index = Gauge("raftkv_applied_index", "Applied index.", registry=r)
+        self.last_index = Gauge("raftkv_last_log_index", "Last log index.", registry=r)
+        self.first_index = Gauge("raftkv_log_start_index", "First index in the log.", registry=r)
+        self.voters = Gauge("raftkv_members", "Members by kind.", ["kind"], registry=r)
+        self.leader_changes = Counter(
+            "raftkv_leader_changes_total", "Leader changes this node saw.", registry=r
+        )
+        self.proposals = Counter(
+            "raftkv_proposals_total", "Proposals by result.", ["result"], registry=r
+        )
+        self.client_requests = Counter(
+            "raftkv_client_requests_total", "Client requests by method and gRPC code.",
+            ["method", "code"], registry=r,
+        )
+        self.client_latency = Histogram(
+            "raftkv_client_request_duration_seconds", "Client request latency by method.",
+            ["method"], buckets=_LATENCY, registry=r,
+        )
+        self.forwarded = Counter(
+            "raftkv_forwarded_requests_total", "Requests forwarded to the leader.", ["method"],
+            registry=r,
+        )
+        self.fsync = Histogram(
+            "raftkv_fsync_duration_seconds", "Synced raft-log WriteBatch latency.",
+            buckets=_LATENCY, registry=r,
+        )
+        self.entries_per_persist = Histogram(
+            "raftkv_persist_entries", "Entries per synced raft-log write.", buckets=_COUNT,
+            registry=r,
+        )
+        self.applied_entries = Counter(
+            "raftkv_applied_entries_total", "Entries applied to the state machine.", registry=r
+        )
+        self.compactions = Counter("raftkv_compactions_total", "Log compactions.", registry=r)
+        self.peer_rpc = Histogram(
+            "raftkv_peer_rpc_duration_seconds", "Peer RPC latency by method and peer.",
+            ["method", "peer"], buckets=_LATENCY, registry=r,
+        )
+        self.peer_rpc_failures = Counter(
+            "raftkv_peer_rpc_failures_total", "Failed peer RPCs.", ["method", "peer"], registry=r
+        )
+        self.outbox_drops = Counter(
+            "raftkv_peer_outbox_dropped_total", "Messages dropped: peer outbox full.", ["peer"],
+            registry=r,
+        )
+        self.peer_received = Counter(
+            "raftkv_peer_messages_received_total", "Peer messages accepted.", ["method"],
+            registry=r,
+        )
+        self.rejected = Counter(
+            "raftkv_peer_messages_rejected_total", "Peer messages refused.", ["reason"],
+            registry=r,
+        )
+        self.snapshots_sent = Counter(
+            "raftkv_snapshots_sent_total", "Snapshots streamed.", ["result"], registry=r
+        )
+        self.snapshots_received = Counter(
+            "raftkv_snapshots_received_total", "Snapshots received.", ["result"], registry=r
+        )
+        self.follower_match = Gauge(
+            "raftkv_follower_match_index", "Leader only: follower match index.", ["peer"],
+            registry=r,
+        )
+        self.follower_lag = Gauge(
+            "raftkv_follower_lag_entries", "Leader only: entries behind.", ["peer"], registry=r
+        )
+        self.follower_inflight = Gauge(
+            "raftkv_follower_inflight_messages", "Leader only: unacknowledged appends.", ["peer"],
+            registry=r,
+        )
+        self.follower_state = Gauge(
+            "raftkv_follower_replication_state", "Leader only: 1 for the follower's state.",
+            ["peer", "state"], registry=r,
+        )
+        self.health = Gauge("raftkv_serving", "1 when the health service says SERVING.", registry=r)
+        self._last_leader = -1
+        self._last_role: Role | None = None
+        self._next_follower_refresh = 0.0
+
+    # ---------------------------------------------------------------- driver hooks
+    def on_persist(self, seconds: float, entries: int) -> None:
+        self.fsync.observe(seconds)
+        self.entries_per_persist.observe(entries)
+
+    def on_apply(self, entries: int) -> None:
+        self.applied_entries.inc(entries)
+
+    def on_proposal(self, result: str) -> None:
+        self.proposals.labels(result).inc()
+
+    def on_compact(self, index: Index) -> None:
+        self.compactions.inc()
+
+    def on_iteration(self, node: RaftNode) -> None:
+        self.term.set(node.term)
+        self.commit_index.set(node.commit_index)
+        self.applied_index.set(node.applied_index)
+        self.last_index.set(node.last_index)
+        if node.role != self._last_role:
+            self._last_role = node.role
+            for role in Role:
+                self.role.labels(role.value).set(1 if role == node.role else 0)
+            self.is_leader.set(1 if node.role == Role.LEADER else 0)
+        if node.leader_id != self._last_leader:
+            if self._last_leader > 0 and node.leader_id > 0:
+                self.leader_changes.inc()
+            self._last_leader = node.leader_id
+            self.leader.set(node.leader_id)
+        now = time.monotonic()
+        if now >= self._next_follower_refresh:
+            # status() builds objects: once a second is plenty for a scrape interval.
+            self._next_follower_refresh = now + 1.0
+            self._refresh_followers(node)
+
+    def _refresh_followers(self, node: RaftNode) -> None:
+        status = node.status()
+        self.first_index.set(status.first_index)
+        self.voters.labels("voters").set(len(status.membership.voters))
+        self.voters.labels("learners").set(len(status.membership.learners))
+        for f in status.followers:
+            peer = str(f.node_id)
+            self.follower_match.labels(peer).set(f.match_index)
+            self.follower_lag.labels(peer).set(max(0, status.last_index - f.match_index))
+            self.follower_inflight.labels(peer).set(f.inflight)
+            for state in ProgressState:
+                self.follower_state.labels(peer, state.value).set(1 if state == f.state else 0)
+
+    # ---------------------------------------------------------------- transport hooks
+    def on_peer_rpc(self, method: str, peer: int, seconds: float, ok: bool) -> None:
+        self.peer_rpc.labels(method, str(peer)).observe(seconds)
+        if not ok:
+            self.peer_rpc_failures.labels(method, str(peer)).inc()
+
+    def on_outbox_drop(self, peer: int) -> None:
+        self.outbox_drops.labels(str(peer)).inc()
+
+    def on_snapshot_sent(self, peer: int, ok: bool) -> None:
+        self.snapshots_sent.labels("ok" if ok else "failed").inc()
+
+    def on_peer_rejected(self, reason: str) -> None:
+        self.rejected.labels(reason).inc()
+
+    def on_peer_message(self, method: str) -> None:
+        self.peer_received.labels(method).inc()
+
+    def on_snapshot_received(self, ok: bool) -> None:
+        self.snapshots_received.labels("ok" if ok else "failed").inc()
+
+    # ---------------------------------------------------------------- server hooks
+    def on_client_request(self, method: str, code: str, seconds: float) -> None:
+        self.client_requests.labels(method, code).inc()
+        self.client_latency.labels(method).observe(seconds)

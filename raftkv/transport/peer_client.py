@@ -1,0 +1,217 @@
+"""Sending to peers over grpc.aio: one channel, one bounded outbox and one sender task per peer.
+
+Rules:
+- ``send`` never blocks and never raises: a full outbox drops the message (Raft resends), an
+  unknown peer is logged once.
+- Each message is one one-way RPC with a deadline; up to ``max_inflight_rpcs`` are in flight per
+  peer, so replication pipelines instead of waiting a round trip per message.
+- A failed RPC reports the peer unreachable to the core (at most once per failure streak), so the
+  leader falls back to probing instead of streaming into the void.
+- Snapshots stream on their own task, one at a time per peer; the outcome is reported to the core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import zlib
+from collections import deque
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+
+import grpc
+
+from raftkv.core.messages import Message, SnapshotRequest
+from raftkv.core.types import NodeId
+from raftkv.pb import raft_pb2 as pb
+from raftkv.pb import raft_pb2_grpc
+from raftkv.transport import codec
+from raftkv.transport.base import Inbox, SnapshotSource
+from raftkv.transport.config import TransportConfig
+
+log = logging.getLogger(__name__)
+
+
+class PeerObserver(Protocol):
+    """Metrics hooks; cheap, never raise."""
+
+    def on_peer_rpc(self, method: str, peer: int, seconds: float, ok: bool) -> None: ...
+
+    def on_outbox_drop(self, peer: int) -> None: ...
+
+    def on_snapshot_sent(self, peer: int, ok: bool) -> None: ...
+
+
+class _Peer:
+    def __init__(self, owner: GrpcTransport, peer_id: NodeId, address: str) -> None:
+        self.owner = owner
+        self.peer_id = peer_id
+        self.address = address
+        cfg = owner.config
+        self.channel = grpc.aio.insecure_channel(address, options=cfg.channel_options())
+        self.stub = raft_pb2_grpc.RaftStub(self.channel)  # type: ignore[no-untyped-call]
+        self.outbox: deque[Message] = deque()
+        self.wake = asyncio.Event()
+        self.window = asyncio.Semaphore(cfg.max_inflight_rpcs)
+        self.failing = False
+        self.snapshot_task: asyncio.Task[None] | None = None
+        self.task = asyncio.create_task(self._send_loop(), name=f"raftkv-peer-{peer_id}")
+
+    def enqueue(self, m: Message) -> None:
+        if len(self.outbox) >= self.owner.config.max_outbox:
+            if self.owner.observer is not None:
+                self.owner.observer.on_outbox_drop(self.peer_id)
+            return
+        self.outbox.append(m)
+        self.wake.set()
+
+    async def _send_loop(self) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            while self.outbox:
+                m = self.outbox.popleft()
+                if isinstance(m, SnapshotRequest):
+                    self._start_snapshot(m)
+                    continue
+                await self.window.acquire()
+                self._start_rpc(m)
+
+    def _start_rpc(self, m: Message) -> None:
+        method, request = codec.encode(m, self.owner.cluster_id)
+        started = time.perf_counter()
+        call = getattr(self.stub, method)(request, timeout=self.owner.config.rpc_timeout_s)
+        call.add_done_callback(lambda c: self._finished(c, method, started))
+
+    def _finished(self, call: Any, method: str, started: float) -> None:
+        self.window.release()
+        ok = not call.cancelled() and call.code() == grpc.StatusCode.OK
+        if self.owner.observer is not None:
+            self.owner.observer.on_peer_rpc(method, self.peer_id, time.perf_counter() - started, ok)
+        if ok:
+            self.failing = False
+        elif not self.failing:
+            self.failing = True
+            if not call.cancelled():
+                log.info("peer %d at %s unreachable: %s", self.peer_id, self.address, call.code())
+            self.owner.inbox.report_unreachable(self.peer_id)
+
+    # ---------------------------------------------------------------- snapshots
+    def _start_snapshot(self, m: SnapshotRequest) -> None:
+        if self.snapshot_task is not None and not self.snapshot_task.done():
+            return  # one stream at a time; the core asks again if this one fails
+        self.snapshot_task = asyncio.create_task(self._stream_snapshot(m))
+
+    async def _stream_snapshot(self, m: SnapshotRequest) -> None:
+        ok = False
+        try:
+            ok = await self._stream(m)
+        except Exception as exc:  # any failure only means "not delivered": the core retries
+            log.warning("snapshot to peer %d failed: %s", self.peer_id, exc)
+        if self.owner.observer is not None:
+            self.owner.observer.on_snapshot_sent(self.peer_id, ok)
+        self.owner.inbox.report_snapshot(self.peer_id, ok)
+
+    async def _stream(self, m: SnapshotRequest) -> bool:
+        loop = asyncio.get_running_loop()
+        reader = self.owner.reader
+        index, term, pieces = await loop.run_in_executor(reader, self.owner.source.open_snapshot)
+        log.info("streaming snapshot at index %d term %d to peer %d", index, term, self.peer_id)
+        header = codec.encode_snapshot_header(m, self.owner.cluster_id)
+        header.meta.index, header.meta.term = index, term
+        chunk_bytes = self.owner.config.snapshot_chunk_bytes
+
+        async def chunks() -> AsyncIterator[pb.SnapshotChunk]:
+            yield header
+            offset, crc = 0, 0
+            for data in await loop.run_in_executor(reader, _rechunk, pieces, chunk_bytes):
+                crc = zlib.crc32(data, crc)
+                yield pb.SnapshotChunk(offset=offset, data=data)
+                offset += len(data)
+            yield pb.SnapshotChunk(offset=offset, done=True, crc32c=crc)
+
+        await self.stub.InstallSnapshot(chunks(), timeout=self.owner.config.snapshot_timeout_s)
+        return True
+
+    async def close(self) -> None:
+        self.task.cancel()
+        if self.snapshot_task is not None:
+            self.snapshot_task.cancel()
+        await self.channel.close(grace=None)
+
+
+def _rechunk(pieces: Iterator[bytes], size: int) -> list[bytes]:
+    """Read the whole stream on the reader thread, re-cut to ``size``-byte chunks.
+
+    Materialized because LevelDB iteration must stay off the event loop; bounded by
+    ``max_snapshot_bytes`` on the receiving side.
+    """
+    out: list[bytes] = []
+    buf = bytearray()
+    for piece in pieces:
+        buf += piece
+        while len(buf) >= size:
+            out.append(bytes(buf[:size]))
+            del buf[:size]
+    if buf:
+        out.append(bytes(buf))
+    return out
+
+
+class GrpcTransport:
+    """:class:`raftkv.node.protocols.Transport` over grpc.aio."""
+
+    def __init__(
+        self,
+        *,
+        cluster_id: str,
+        node_id: NodeId,
+        peers: Mapping[NodeId, str],
+        inbox: Inbox,
+        source: SnapshotSource,
+        config: TransportConfig,
+        observer: PeerObserver | None = None,
+    ) -> None:
+        self.cluster_id = cluster_id
+        self.node_id = node_id
+        self.inbox = inbox
+        self.source = source
+        self.config = config
+        self.observer = observer
+        self.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raftkv-snap-read")
+        self._addresses = {p: a for p, a in peers.items() if p != node_id}
+        self._peers: dict[NodeId, _Peer] = {}
+        self._warned: set[int] = set()
+
+    def send(self, messages: Sequence[Message]) -> None:
+        for m in messages:
+            peer = self._peers.get(m.to_id)
+            if peer is None:
+                peer = self._connect(m.to_id)
+                if peer is None:
+                    continue
+            peer.enqueue(m)
+
+    def _connect(self, peer_id: NodeId) -> _Peer | None:
+        address = self._addresses.get(peer_id)
+        if address is None:
+            if peer_id not in self._warned:
+                self._warned.add(peer_id)
+                log.warning("no address known for node %d; its messages are dropped", peer_id)
+            return None
+        peer = _Peer(self, peer_id, address)
+        self._peers[peer_id] = peer
+        return peer
+
+    def address_of(self, node_id: int) -> str | None:
+        return self._addresses.get(NodeId(node_id))
+
+    async def close(self) -> None:
+        for peer in self._peers.values():
+            with contextlib.suppress(Exception):
+                await peer.close()
+        self._peers.clear()
+        self.reader.shutdown(wait=False, cancel_futures=True)
