@@ -67,8 +67,7 @@ class Checker:
         known = self.committed.get(index)
         if known is None:
             self.committed[index] = (term, seen_in)
-            if index > self.commit_high:
-                self.commit_high = index
+            self.commit_high = max(self.commit_high, index)
         elif known[0] != term:
             self.fail(
                 f"log matching: node {node_id} committed index {index} at term {term}, "

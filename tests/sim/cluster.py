@@ -93,6 +93,11 @@ class Cluster:
         self.acknowledged: dict[int, bytes] = {}
         """index -> data of every write ``one()`` saw committed (must survive everything)."""
         self.trace: list[str] = []
+        self.hold_messages = False
+        """Manual mode: sent messages wait in ``outbox`` for ``deliver_where`` / ``drop_where``."""
+        self.outbox: list[tuple[Message, Payload]] = []
+        self.on_send: Callable[[Message], None] | None = None
+        """A test's tap on every message a node sends (to count round trips)."""
         for node_id in ids:
             self.add_node(node_id, membership_of(ids))
 
@@ -224,8 +229,9 @@ class Cluster:
     def n_committed(self, index: int, data: bytes) -> int:
         """How many nodes applied ``data`` at ``index``."""
         return sum(
-            1 for n in self.nodes.values() if len(n.applied) >= index and n.applied[index - 1].data
-            == data
+            1
+            for n in self.nodes.values()
+            if len(n.applied) >= index and n.applied[index - 1].data == data
         )
 
     def one(self, data: bytes, expected: int | None = None, max_ticks: int = 600) -> int:
@@ -297,6 +303,35 @@ class Cluster:
         node.inbox.append((message, payload))
         self.step_node(node, tick=False)
 
+    # ================================================================ manual delivery
+    def deliver_where(self, predicate: Callable[[Message], bool]) -> int:
+        """Deliver held messages matching ``predicate`` (to live receivers); keep the rest."""
+        chosen = [(m, p) for m, p in self.outbox if predicate(m)]
+        self.outbox = [(m, p) for m, p in self.outbox if not predicate(m)]
+        for message, payload in chosen:
+            node = self.nodes.get(message.to_id)
+            if node is not None and node.raft is not None:
+                self.deliver(message, payload)
+        return len(chosen)
+
+    def drop_where(self, predicate: Callable[[Message], bool]) -> int:
+        before = len(self.outbox)
+        self.outbox = [(m, p) for m, p in self.outbox if not predicate(m)]
+        return before - len(self.outbox)
+
+    def stabilize(self, max_rounds: int = 100) -> None:
+        """Deliver held messages until none are left (etcd's ``stabilize``)."""
+        for _ in range(max_rounds):
+            if not self.outbox:
+                return
+            self.deliver_where(lambda m: True)
+        raise LivenessFailure(f"messages still flowing after {max_rounds} rounds")
+
+    def tick_node(self, node_id: int, ticks: int = 1) -> None:
+        """Tick one node alone (manual mode)."""
+        for _ in range(ticks):
+            self.step_node(self.nodes[node_id], tick=True)
+
     # ================================================================ the driver
     def _drain(self, node: SimNode) -> None:
         for _ in range(MAX_READY_ROUNDS):
@@ -363,10 +398,13 @@ class Cluster:
                 self.checker.fail(f"node {node.id} sent snapshot at {index} beyond its applied")
             payload = tuple(node.applied[:index])
             ok = self.net.connected(message.from_id, message.to_id)
-            self._snapshot_reports.append(
-                (self.now + 1, node.id, node.lifetime, message.to_id, ok)
-            )
-        self.net.send(self.now, message, payload)
+            self._snapshot_reports.append((self.now + 1, node.id, node.lifetime, message.to_id, ok))
+        if self.on_send is not None:
+            self.on_send(message)
+        if self.hold_messages:
+            self.outbox.append((message, payload))
+        else:
+            self.net.send(self.now, message, payload)
 
     def _report_snapshots(self) -> None:
         if not self._snapshot_reports:

@@ -10,6 +10,7 @@ write proposed to it must reach every node within ``COMMIT_BOUND_TICKS``.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from raftkv.core.errors import CoreError
@@ -37,7 +38,7 @@ def build_cluster(seed: int) -> Cluster:
     rng = cluster.rng
     n = rng.choice((3, 3, 5, 5, 1, 2, 4))
     compact = rng.choice((0, 0, 5, 20))
-    cluster = Cluster(
+    return Cluster(
         n=n,
         seed=seed,
         compact_threshold=compact,
@@ -45,7 +46,6 @@ def build_cluster(seed: int) -> Cluster:
         max_inflight_msgs=rng.choice((1, 4, 256)),
         max_msg_bytes=rng.choice((30, 1 << 20)),
     )
-    return cluster
 
 
 def nemesis_step(cluster: Cluster) -> None:
@@ -56,15 +56,11 @@ def nemesis_step(cluster: Cluster) -> None:
     roll = rng.random()
     if live and roll < 0.30:
         target = rng.choice(live)
-        try:
+        with contextlib.suppress(CoreError):
             cluster.propose(target, b"w%d.%d" % (cluster.now, target))
-        except CoreError:
-            pass
     elif live and roll < 0.36:
-        try:
+        with contextlib.suppress(CoreError):
             cluster.read(rng.choice(live))
-        except CoreError:
-            pass
     elif live and roll < 0.375:
         cluster.crash(rng.choice(live))
     elif roll < 0.40:
@@ -98,10 +94,8 @@ def nemesis_step(cluster: Cluster) -> None:
     elif roll < 0.445:
         leader = cluster.leader()
         if leader is not None:
-            try:
+            with contextlib.suppress(CoreError):
                 cluster.transfer(leader, rng.choice(ids))
-            except CoreError:
-                pass
     elif live and roll < 0.447:
         cluster.campaign(rng.choice(live))
 
