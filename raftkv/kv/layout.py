@@ -75,6 +75,8 @@ class StateMeta:
         except MembershipDecodeError as exc:
             raise StateMachineError(f"state metadata membership: {exc}") from None
         return cls(
-            applied_index=Index(index), applied_term=Term(term), clock_ms=clock,
+            applied_index=Index(index),
+            applied_term=Term(term),
+            clock_ms=clock,
             membership=membership,
         )

@@ -32,10 +32,15 @@ class NodeStorage:
     log: RaftLogStore
     state: KVStateMachine
 
-    def compactor(self, *, snapshot_threshold: int = 10_000, trailing_entries: int = 1_000
-                  ) -> Compactor:
-        return Compactor(self.log, self.state, snapshot_threshold=snapshot_threshold,
-                         trailing_entries=trailing_entries)
+    def compactor(
+        self, *, snapshot_threshold: int = 10_000, trailing_entries: int = 1_000
+    ) -> Compactor:
+        return Compactor(
+            self.log,
+            self.state,
+            snapshot_threshold=snapshot_threshold,
+            trailing_entries=trailing_entries,
+        )
 
     def close(self) -> None:
         self.state.close()
@@ -67,10 +72,12 @@ def open_node_storage(
                     f"data directory {data_dir.path} is not bootstrapped (no identity file "
                     f"{data_dir.identity_path}); give the initial membership to create it"
                 )
-            raft = RaftLogStore.open(data_dir.raft_path, initial_membership=initial_membership,
-                                     tail_entries=tail_entries)
-            state = KVStateMachine.open(data_dir.state_path,
-                                        initial_membership=initial_membership, sessions=sessions)
+            raft = RaftLogStore.open(
+                data_dir.raft_path, initial_membership=initial_membership, tail_entries=tail_entries
+            )
+            state = KVStateMachine.open(
+                data_dir.state_path, initial_membership=initial_membership, sessions=sessions
+            )
             data_dir.write_identity(Identity(cluster_id=cluster_id, node_id=node_id))
         try:
             reconcile(raft, state)
@@ -96,6 +103,11 @@ def reconcile(raft: RaftLogStore, state: KVStateMachine) -> None:
         )
     if applied <= raft.last_index() and raft.term(applied) == state.applied_term():
         return
-    log.warning("state DB is at %d (term %d) beyond the raft log (last %d): resetting the log "
-                "to start there", applied, state.applied_term(), raft.last_index())
+    log.warning(
+        "state DB is at %d (term %d) beyond the raft log (last %d): resetting the log "
+        "to start there",
+        applied,
+        state.applied_term(),
+        raft.last_index(),
+    )
     raft.save(snapshot=state.snapshot_meta())

@@ -76,8 +76,13 @@ class Session:
             raise StateMachineError(f"session {client_id} record is malformed: {exc}") from None
         if offset != len(data):
             raise StateMachineError(f"session {client_id} record has trailing bytes")
-        return cls(client_id=client_id, newest=newest, last_used_ms=used_ms,
-                   last_used_index=used_index, results=results)
+        return cls(
+            client_id=client_id,
+            newest=newest,
+            last_used_ms=used_ms,
+            last_used_index=used_index,
+            results=results,
+        )
 
 
 class Verdict:
@@ -126,8 +131,9 @@ class SessionTable:
         if session is not None:
             self._use(session, index, clock_ms)
 
-    def record(self, client_id: int, sequence: int, result: bytes, *, index: int,
-               clock_ms: int) -> None:
+    def record(
+        self, client_id: int, sequence: int, result: bytes, *, index: int, clock_ms: int
+    ) -> None:
         """Remember the result of applying (client, sequence) at ``index``."""
         session = self._sessions.get(client_id)
         if session is None:

@@ -207,8 +207,16 @@ class SnapshotInstaller:
     ``fault`` is a test hook called at each crash point with the step's name.
     """
 
-    STEPS = ("written", "closed", "synced", "sealed", "state-closed", "moved-old", "moved-new",
-             "removed-old")
+    STEPS = (
+        "written",
+        "closed",
+        "synced",
+        "sealed",
+        "state-closed",
+        "moved-old",
+        "moved-new",
+        "removed-old",
+    )
 
     def __init__(self, state: KVStateMachine, *, fault: Fault | None = None) -> None:
         self._state = state
@@ -242,8 +250,12 @@ class SnapshotInstaller:
         self._fault("state-closed")
         swap_in(self._state.path, self._fault)
         self._state.reopen()
-        log.info("installed snapshot at index %d term %d into %s", meta.index, meta.term,
-                 self._state.path)
+        log.info(
+            "installed snapshot at index %d term %d into %s",
+            meta.index,
+            meta.term,
+            self._state.path,
+        )
         return meta
 
     def abort(self) -> None:

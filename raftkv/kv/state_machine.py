@@ -120,7 +120,9 @@ class KVStateMachine:
             if initial_membership is None:
                 raise StateMachineError(f"state DB {db.path} has no metadata record")
             meta = layout.StateMeta(
-                applied_index=Index(0), applied_term=Term(0), clock_ms=0,
+                applied_index=Index(0),
+                applied_term=Term(0),
+                clock_ms=0,
                 membership=initial_membership,
             )
             with db.batch(sync=True) as batch:
@@ -176,8 +178,10 @@ class KVStateMachine:
         hi_user = layout.prefix_end(prefix) if prefix else None
         if end and (hi_user is None or end < hi_user):
             hi_user = end
-        stop = layout.data_key(hi_user) if hi_user is not None else layout.prefix_end(
-            layout.DATA_PREFIX
+        stop = (
+            layout.data_key(hi_user)
+            if hi_user is not None
+            else layout.prefix_end(layout.DATA_PREFIX)
         )
         items: list[tuple[bytes, bytes]] = []
         for key, value in self._db.items(start=layout.data_key(lo), stop=stop):
@@ -232,8 +236,9 @@ class KVStateMachine:
             try:
                 membership = decode_membership(entry.data)
             except MembershipDecodeError as exc:
-                log.error("entry %d: undecodable configuration applied as a no-op: %s",
-                          entry.index, exc)
+                log.error(
+                    "entry %d: undecodable configuration applied as a no-op: %s", entry.index, exc
+                )
                 return outcome(ApplyStatus.INVALID), meta
             meta = replace(meta, membership=membership)
             return outcome(ApplyStatus.CONF_CHANGE, membership=membership), meta
@@ -260,13 +265,15 @@ class KVStateMachine:
                 if verdict == Verdict.DUPLICATE:
                     assert stored is not None
                     result = kv_pb2.CommandResult.FromString(stored)
-                    return outcome(ApplyStatus.DUPLICATE, result=result, client_id=client,
-                                   sequence=seq), meta
+                    return outcome(
+                        ApplyStatus.DUPLICATE, result=result, client_id=client, sequence=seq
+                    ), meta
                 return outcome(ApplyStatus.SESSION_EXPIRED, client_id=client, sequence=seq), meta
         result = self._execute(command, op, entry.index, overlay)
         if client:
-            self._sessions.record(client, seq, result.SerializeToString(), index=entry.index,
-                                  clock_ms=clock)
+            self._sessions.record(
+                client, seq, result.SerializeToString(), index=entry.index, clock_ms=clock
+            )
         return outcome(ApplyStatus.APPLIED, result=result, client_id=client, sequence=seq), meta
 
     def _execute(

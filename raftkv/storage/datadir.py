@@ -153,8 +153,12 @@ class DataDir:
         write_atomically(self.identity_path, identity.encode())
         fsync_dir(self.path)
         self._identity = identity
-        log.info("bootstrapped data directory %s for node %d of cluster %r",
-                 self.path, identity.node_id, identity.cluster_id)
+        log.info(
+            "bootstrapped data directory %s for node %d of cluster %r",
+            self.path,
+            identity.node_id,
+            identity.cluster_id,
+        )
 
     def close(self) -> None:
         if self._lock_fd is not None:

@@ -135,12 +135,28 @@ class RaftLogStore:
         if len(tail) > tail_entries:
             del tail[: len(tail) - tail_entries]
         if hard_state.commit > start.index + len(terms):
-            log.warning("raft log %s: commit %d is beyond the last index %d", db.path,
-                        hard_state.commit, start.index + len(terms))
-        log.info("opened raft log %s: entries %d..%d, %s", db.path, start.index + 1,
-                 start.index + len(terms), hard_state)
-        return cls(db, start=start, hard_state=hard_state, terms=terms, tail=tail, conf=conf,
-                   tail_entries=tail_entries)
+            log.warning(
+                "raft log %s: commit %d is beyond the last index %d",
+                db.path,
+                hard_state.commit,
+                start.index + len(terms),
+            )
+        log.info(
+            "opened raft log %s: entries %d..%d, %s",
+            db.path,
+            start.index + 1,
+            start.index + len(terms),
+            hard_state,
+        )
+        return cls(
+            db,
+            start=start,
+            hard_state=hard_state,
+            terms=terms,
+            tail=tail,
+            conf=conf,
+            tail_entries=tail_entries,
+        )
 
     @property
     def path(self) -> Path:

@@ -9,10 +9,19 @@ from raftkv.pb import kv_pb2
 M0 = membership_of([1, 2, 3])
 
 
-def put(key: bytes, value: bytes, *, client: int = 0, seq: int = 0, at_ms: int = 0,
-        previous: bool = False) -> bytes:
+def put(
+    key: bytes,
+    value: bytes,
+    *,
+    client: int = 0,
+    seq: int = 0,
+    at_ms: int = 0,
+    previous: bool = False,
+) -> bytes:
     return kv_pb2.Command(
-        client_id=client, sequence=seq, issued_at_ms=at_ms,
+        client_id=client,
+        sequence=seq,
+        issued_at_ms=at_ms,
         put=kv_pb2.PutOp(key=key, value=value, return_previous=previous),
     ).SerializeToString()
 
@@ -23,10 +32,20 @@ def delete(key: bytes, *, client: int = 0, seq: int = 0, at_ms: int = 0) -> byte
     ).SerializeToString()
 
 
-def cas(key: bytes, value: bytes, *, expected: bytes = b"", absent: bool = False,
-        client: int = 0, seq: int = 0, at_ms: int = 0) -> bytes:
+def cas(
+    key: bytes,
+    value: bytes,
+    *,
+    expected: bytes = b"",
+    absent: bool = False,
+    client: int = 0,
+    seq: int = 0,
+    at_ms: int = 0,
+) -> bytes:
     return kv_pb2.Command(
-        client_id=client, sequence=seq, issued_at_ms=at_ms,
+        client_id=client,
+        sequence=seq,
+        issued_at_ms=at_ms,
         cas=kv_pb2.CasOp(key=key, expected=expected, expect_absent=absent, value=value),
     ).SerializeToString()
 

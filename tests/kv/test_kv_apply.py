@@ -23,8 +23,9 @@ def sm(tmp_path: Path) -> Iterator[KVStateMachine]:
 
 def test_put_get_delete(sm: KVStateMachine) -> None:
     log = Log()
-    out = sm.apply(log.entries(put(b"a", b"1"), put(b"a", b"2", previous=True), delete(b"a"),
-                               delete(b"a")))
+    out = sm.apply(
+        log.entries(put(b"a", b"1"), put(b"a", b"2", previous=True), delete(b"a"), delete(b"a"))
+    )
     assert [o.status for o in out] == [ApplyStatus.APPLIED] * 4
     assert [o.index for o in out] == [1, 2, 3, 4]
     r = [o.result for o in out]
@@ -39,13 +40,15 @@ def test_put_get_delete(sm: KVStateMachine) -> None:
 
 def test_cas(sm: KVStateMachine) -> None:
     log = Log()
-    out = sm.apply(log.entries(
-        cas(b"k", b"v1", absent=True),      # swaps: absent
-        cas(b"k", b"v2", absent=True),      # fails: present
-        cas(b"k", b"v2", expected=b"nope"),  # fails: mismatch, reports current
-        cas(b"k", b"v3", expected=b"v1"),   # swaps
-        cas(b"x", b"v", expected=b""),      # fails: absent key never equals expected
-    ))
+    out = sm.apply(
+        log.entries(
+            cas(b"k", b"v1", absent=True),  # swaps: absent
+            cas(b"k", b"v2", absent=True),  # fails: present
+            cas(b"k", b"v2", expected=b"nope"),  # fails: mismatch, reports current
+            cas(b"k", b"v3", expected=b"v1"),  # swaps
+            cas(b"x", b"v", expected=b""),  # fails: absent key never equals expected
+        )
+    )
     oks = [o.result.ok for o in out if o.result is not None]
     assert oks == [True, False, False, True, False]
     assert out[2].result is not None and out[2].result.previous == b"v1"
@@ -54,15 +57,24 @@ def test_cas(sm: KVStateMachine) -> None:
     assert sm.get(b"x") is None
 
 
-def test_noop_conf_change_and_invalid(sm: KVStateMachine, caplog: pytest.LogCaptureFixture
-                                      ) -> None:
+def test_noop_conf_change_and_invalid(sm: KVStateMachine, caplog: pytest.LogCaptureFixture) -> None:
     log = Log()
     m = membership_of([1, 2, 3, 4])
     with caplog.at_level(logging.ERROR):
-        out = sm.apply([log.entry(b""), log.conf([1, 2, 3, 4]), log.entry(b"\xff\xff\xff"),
-                        log.entry(b"\x08\x01"), log.entry(put(b"k", b"v"))])
+        out = sm.apply(
+            [
+                log.entry(b""),
+                log.conf([1, 2, 3, 4]),
+                log.entry(b"\xff\xff\xff"),
+                log.entry(b"\x08\x01"),
+                log.entry(put(b"k", b"v")),
+            ]
+        )
     assert [o.status for o in out] == [
-        ApplyStatus.NOOP, ApplyStatus.CONF_CHANGE, ApplyStatus.INVALID, ApplyStatus.INVALID,
+        ApplyStatus.NOOP,
+        ApplyStatus.CONF_CHANGE,
+        ApplyStatus.INVALID,
+        ApplyStatus.INVALID,
         ApplyStatus.APPLIED,
     ]
     assert out[1].membership == m
@@ -74,9 +86,15 @@ def test_noop_conf_change_and_invalid(sm: KVStateMachine, caplog: pytest.LogCapt
 
 def test_commands_in_one_batch_see_each_other(sm: KVStateMachine) -> None:
     log = Log()
-    out = sm.apply(log.entries(put(b"k", b"1"), cas(b"k", b"2", expected=b"1"),
-                               cas(b"k", b"3", expected=b"2"), delete(b"k"),
-                               cas(b"k", b"4", absent=True)))
+    out = sm.apply(
+        log.entries(
+            put(b"k", b"1"),
+            cas(b"k", b"2", expected=b"1"),
+            cas(b"k", b"3", expected=b"2"),
+            delete(b"k"),
+            cas(b"k", b"4", absent=True),
+        )
+    )
     assert all(o.result is not None and o.result.ok for o in out)
     assert sm.get(b"k") == b"4"
 

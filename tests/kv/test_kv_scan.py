@@ -23,7 +23,12 @@ def test_scan_order_prefix_range_and_paging(tmp_path: Path) -> None:
     assert [k for k, _ in sm.scan(prefix=b"b\xff").items] == [b"b\xff", b"b\xff\xff"]
     assert [k for k, _ in sm.scan(prefix=b"\xff").items] == [b"\xff"]
     assert [k for k, _ in sm.scan(start=b"b", end=b"c").items] == [
-        b"b/1", b"b/10", b"b/2", b"b\xff", b"b\xff\xff"]
+        b"b/1",
+        b"b/10",
+        b"b/2",
+        b"b\xff",
+        b"b\xff\xff",
+    ]
     # Paging: pass next_start back until done.
     seen: list[bytes] = []
     start = b""
@@ -37,8 +42,7 @@ def test_scan_order_prefix_range_and_paging(tmp_path: Path) -> None:
     assert seen == sorted(keys)
     page = sm.scan(prefix=b"b/", limit=1)
     assert page.items == [(b"b/1", b"vb/1")] and page.next_start == b"b/10"
-    assert [k for k, _ in sm.scan(prefix=b"b/", start=page.next_start).items] == [
-        b"b/10", b"b/2"]
+    assert [k for k, _ in sm.scan(prefix=b"b/", start=page.next_start).items] == [b"b/10", b"b/2"]
     sm.close()
 
 

@@ -25,12 +25,19 @@ from raftkv.kv.snapshot import install_stream, read_file_pieces
 from raftkv.storage import DataDirError
 
 
-def fill(sm: KVStateMachine, n: int, *, prefix: bytes = b"key", batch: int = 5000,
-         term: int = 2) -> None:
+def fill(
+    sm: KVStateMachine, n: int, *, prefix: bytes = b"key", batch: int = 5000, term: int = 2
+) -> None:
     log = Log(start=sm.applied_index(), term=term)
     for lo in range(0, n, batch):
-        sm.apply([log.entry(put(b"%s%08d" % (prefix, i), b"value-%d" % i, client=1 + i % 7,
-                                seq=1 + i // 7)) for i in range(lo, min(n, lo + batch))])
+        sm.apply(
+            [
+                log.entry(
+                    put(b"%s%08d" % (prefix, i), b"value-%d" % i, client=1 + i % 7, seq=1 + i // 7)
+                )
+                for i in range(lo, min(n, lo + batch))
+            ]
+        )
 
 
 def contents(sm: KVStateMachine) -> list[tuple[bytes, bytes]]:
@@ -71,9 +78,16 @@ def test_install_100k_keys_between_two_storages(tmp_path: Path) -> None:
     # The follower goes on applying after the snapshot, sessions included: client 1's last
     # command (i = 99995) retried is a duplicate; its first is too old to tell.
     retry = put(b"key00099995", b"value-99995", client=1, seq=1 + 99995 // 7)
-    out = follower.apply([Entry(term=Term(2), index=Index(100_001), data=retry),
-                          Entry(term=Term(2), index=Index(100_002),
-                                data=put(b"key00000000", b"value-0", client=1, seq=1))])
+    out = follower.apply(
+        [
+            Entry(term=Term(2), index=Index(100_001), data=retry),
+            Entry(
+                term=Term(2),
+                index=Index(100_002),
+                data=put(b"key00000000", b"value-0", client=1, seq=1),
+            ),
+        ]
+    )
     assert [o.status.value for o in out] == ["duplicate", "session-expired"]
     leader.close()
     follower.close()
@@ -98,14 +112,19 @@ def test_damaged_stream_refused_and_old_state_kept(
     chunks = list(snapshot_chunks(leader, chunk_bytes=512))
     if damage == "flip":
         c = chunks[1]
-        chunks[1] = SnapshotChunk(meta=c.meta, offset=c.offset, done=c.done,
-                                  data=c.data[:10] + bytes([c.data[10] ^ 1]) + c.data[11:])
+        chunks[1] = SnapshotChunk(
+            meta=c.meta,
+            offset=c.offset,
+            done=c.done,
+            data=c.data[:10] + bytes([c.data[10] ^ 1]) + c.data[11:],
+        )
     elif damage == "truncate":
         chunks = chunks[:-1]
     elif damage == "wrong-checksum":
         c = chunks[-1]
-        chunks[-1] = SnapshotChunk(meta=c.meta, offset=c.offset, data=c.data, done=True,
-                                   checksum=c.checksum ^ 1)
+        chunks[-1] = SnapshotChunk(
+            meta=c.meta, offset=c.offset, data=c.data, done=True, checksum=c.checksum ^ 1
+        )
     else:
         chunks = [chunks[0], *chunks[2:]]
     installer = SnapshotInstaller(follower)
@@ -164,8 +183,9 @@ def test_backup_and_restore_into_a_new_cluster(tmp_path: Path, leader: KVStateMa
     meta = backup_to_file(leader, backup)
     assert meta == leader.snapshot_meta()
     new_members = membership_of([1, 2])
-    start = restore_backup(backup, tmp_path / "n1", cluster_id="new", node_id=1,
-                           membership=new_members)
+    start = restore_backup(
+        backup, tmp_path / "n1", cluster_id="new", node_id=1, membership=new_members
+    )
     assert (start.index, start.term, start.membership) == (meta.index, meta.term, new_members)
     node = open_node_storage(tmp_path / "n1", cluster_id="new", node_id=1)
     assert contents(node.state) == contents(leader)
@@ -175,16 +195,16 @@ def test_backup_and_restore_into_a_new_cluster(tmp_path: Path, leader: KVStateMa
     assert node.log.hard_state().commit == meta.index
     node.close()
     with pytest.raises(DataDirError, match="already initialized"):
-        restore_backup(backup, tmp_path / "n1", cluster_id="new", node_id=1,
-                       membership=new_members)
+        restore_backup(backup, tmp_path / "n1", cluster_id="new", node_id=1, membership=new_members)
     # A damaged backup is refused and leaves no bootstrapped directory behind.
     damaged = tmp_path / "damaged.snap"
     data = bytearray(backup.read_bytes())
     data[len(data) // 2] ^= 0xFF
     damaged.write_bytes(bytes(data))
     with pytest.raises(SnapshotFormatError):
-        restore_backup(damaged, tmp_path / "n2", cluster_id="new", node_id=2,
-                       membership=new_members)
+        restore_backup(
+            damaged, tmp_path / "n2", cluster_id="new", node_id=2, membership=new_members
+        )
     assert not (tmp_path / "n2" / "identity").exists()
 
 

@@ -111,7 +111,9 @@ def ents(lo: int, hi: int, term: int = 1, size: int = 10) -> list[Entry]:
 
 def conf(index: int, term: int, membership: Membership) -> Entry:
     return Entry(
-        term=Term(term), index=Index(index), kind=EntryKind.CONF_CHANGE,
+        term=Term(term),
+        index=Index(index),
+        kind=EntryKind.CONF_CHANGE,
         data=encode_membership(membership),
     )
 
