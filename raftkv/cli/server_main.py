@@ -1,13 +1,188 @@
-"""``raftkv``: run and manage nodes (serve, up, restore)."""
+"""``raftkv``: run nodes. ``raftkv serve`` runs one node; ``raftkv up`` runs a local cluster.
+
+Rules: parse, wire, run; every flag also reads ``RAFTKV_<FLAG>`` from the environment (e.g.
+RAFTKV_ID, RAFTKV_DATA_DIR); a bad flag or data directory is ONE line on stderr and exit code 2
+(usage) or 1 (start-up failure), never a traceback. Output on stdout is for people (``up``).
+"""
 
 from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
 
 import click
 
 from raftkv import __version__
+from raftkv.core.types import NodeId
+from raftkv.logging_setup import configure_logging
+from raftkv.server.app import NodeServer
+from raftkv.server.local_cluster import run_up
+from raftkv.server.settings import Settings, SettingsError, parse_cluster
+from raftkv.storage.errors import StorageError
+
+log = logging.getLogger(__name__)
+
+EXIT_STARTUP_FAILED = 1
+EXIT_USAGE = 2
 
 
-@click.group()
+@click.group(context_settings={"auto_envvar_prefix": "RAFTKV"})
 @click.version_option(__version__, prog_name="raftkv")
 def main() -> None:
     """raftkv: a replicated, linearizable key-value store."""
+
+
+@main.command()
+@click.option(
+    "--id",
+    "node_id",
+    type=click.IntRange(min=1),
+    required=True,
+    envvar="RAFTKV_ID",
+    help="This node's id in --cluster.",
+)
+@click.option(
+    "--listen",
+    required=True,
+    envvar="RAFTKV_LISTEN",
+    help="HOST:PORT for gRPC (Raft, KV, Cluster, health, reflection).",
+)
+@click.option(
+    "--cluster",
+    required=True,
+    envvar="RAFTKV_CLUSTER",
+    help="ID=HOST:PORT,... of every member (bootstraps a new data directory).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    envvar="RAFTKV_DATA_DIR",
+    help="This node's data directory.",
+)
+@click.option(
+    "--advertise",
+    default="",
+    envvar="RAFTKV_ADVERTISE",
+    help="HOST:PORT clients should use for this node (default: its --cluster address).",
+)
+@click.option(
+    "--metrics-listen",
+    default="",
+    envvar="RAFTKV_METRICS_LISTEN",
+    help="HOST:PORT for Prometheus /metrics (off when empty).",
+)
+@click.option(
+    "--heartbeat-ms", type=int, default=50, show_default=True, envvar="RAFTKV_HEARTBEAT_MS"
+)
+@click.option(
+    "--election-timeout-ms",
+    type=int,
+    default=150,
+    show_default=True,
+    envvar="RAFTKV_ELECTION_TIMEOUT_MS",
+    help="Minimum election timeout; the actual one is random in [T, 2T).",
+)
+@click.option(
+    "--snapshot-threshold",
+    type=int,
+    default=10_000,
+    show_default=True,
+    envvar="RAFTKV_SNAPSHOT_THRESHOLD",
+    help="Compact the log beyond this many entries.",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    envvar="RAFTKV_LOG_LEVEL",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+)
+@click.option(
+    "--log-format",
+    default="text",
+    show_default=True,
+    envvar="RAFTKV_LOG_FORMAT",
+    type=click.Choice(["text", "json"]),
+)
+def serve(
+    *,
+    node_id: int,
+    listen: str,
+    cluster: str,
+    data_dir: Path,
+    advertise: str,
+    metrics_listen: str,
+    heartbeat_ms: int,
+    election_timeout_ms: int,
+    snapshot_threshold: int,
+    log_level: str,
+    log_format: str,
+) -> None:
+    """Run one node of a cluster in the foreground (SIGTERM/SIGINT stop it cleanly)."""
+    try:
+        settings = Settings(
+            node_id=NodeId(node_id),
+            listen=listen,
+            cluster=parse_cluster(cluster),
+            data_dir=data_dir,
+            advertise=advertise,
+            metrics_listen=metrics_listen,
+            heartbeat_ms=heartbeat_ms,
+            election_timeout_ms=election_timeout_ms,
+            snapshot_threshold=snapshot_threshold,
+            log_level=log_level,
+            log_format=log_format,
+        )
+    except SettingsError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    configure_logging(level=log_level, fmt=log_format, node_id=node_id)
+    try:
+        asyncio.run(_serve(settings))
+    except (SettingsError, StorageError, OSError) as exc:
+        _fail(f"node {node_id} cannot start: {exc}", EXIT_STARTUP_FAILED)
+
+
+async def _serve(settings: Settings) -> None:
+    server = NodeServer(settings)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await server.start()
+    except BaseException:
+        await server.stop()
+        raise
+    await stop.wait()
+    await server.stop()
+
+
+@main.command()
+@click.option("--nodes", type=click.IntRange(min=1, max=9), default=3, show_default=True)
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), default=Path("./raftkv-data"), show_default=True
+)
+@click.option("--base-port", type=click.IntRange(min=1, max=65000), default=7001, show_default=True)
+@click.option(
+    "--metrics-base-port", type=click.IntRange(min=1, max=65000), default=9101, show_default=True
+)
+def up(nodes: int, data_dir: Path, base_port: int, metrics_base_port: int) -> None:
+    """Run a local cluster of NODES processes on loopback in the foreground (Ctrl-C stops it)."""
+    sys.exit(
+        run_up(
+            nodes=nodes, data_dir=data_dir, base_port=base_port, metrics_base_port=metrics_base_port
+        )
+    )
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"raftkv: {message}", err=True)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

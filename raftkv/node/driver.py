@@ -15,6 +15,7 @@ Rules this module keeps:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import heapq
 import logging
@@ -113,6 +114,10 @@ class Driver:
             await asyncio.gather(self._task, return_exceptions=True)
         self._fail_everything(Stopped("the node is shutting down"))
         await asyncio.get_running_loop().run_in_executor(None, self._io.shutdown)
+
+    def submit_io(self, fn: Callable[[], Any]) -> concurrent.futures.Future[Any]:
+        """Queue ``fn`` on the storage thread from any thread (e.g. a snapshot swap)."""
+        return self._io.submit(fn)
 
     async def run_io(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn`` on the storage thread, after every storage call queued before it."""

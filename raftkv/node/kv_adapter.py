@@ -21,7 +21,6 @@ from raftkv.kv.state_machine import ApplyOutcome, ApplyStatus, KVStateMachine
 from raftkv.node.protocols import SESSION_EXPIRED
 
 
-
 class KVAdapter:
     def __init__(self, state: KVStateMachine, *, chunk_bytes: int = 1 << 20) -> None:
         self.state = state

@@ -1,0 +1,259 @@
+"""The KV service: validates requests, proposes writes, serves linearizable and stale reads.
+
+Rules:
+- Limits are checked before anything else; a violation is INVALID_ARGUMENT naming the limit.
+- Writes need the leader: a follower forwards them (once) to the leader it knows, waiting through
+  an election within the caller's deadline.
+- Linearizable reads run on any node: ReadIndex through the core, wait until applied >= that
+  index, then read local state. STALE reads read local state at once.
+- Every outcome is counted and timed by method and code; errors go through
+  :func:`raftkv.server.errors.status_for`, the one mapping.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from raftkv.metrics import Metrics
+from raftkv.node.errors import NoLeader, NotLeaderError
+from raftkv.node.protocols import SESSION_EXPIRED
+from raftkv.pb import kv_pb2, kv_pb2_grpc
+from raftkv.server.context import NodeContext, deadline_of, was_forwarded, with_deadline
+from raftkv.server.errors import FailedPrecondition, InvalidArgument, status_for
+from raftkv.server.forward import ForwardedError, Forwarder
+
+log = logging.getLogger(__name__)
+R = TypeVar("R")
+
+
+class ServiceBase:
+    service = ""
+
+    def __init__(self, node: NodeContext, forwarder: Forwarder, metrics: Metrics | None) -> None:
+        self.node = node
+        self.forwarder = forwarder
+        self.metrics = metrics
+
+    async def serve(self, method: str, context: Any, handler: Callable[[float], Awaitable[R]]) -> R:
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            result = await handler(deadline_of(context))
+        except ForwardedError as exc:
+            code = exc.code
+            await self._abort(context, exc.code, exc.details)
+        except Exception as exc:
+            code, message = status_for(exc)
+            if code == grpc.StatusCode.INTERNAL:
+                log.exception("%s failed", method)
+            await self._abort(context, code, message)
+        finally:
+            if self.metrics is not None:
+                self.metrics.on_client_request(method, code.name, time.perf_counter() - started)
+        context.set_trailing_metadata(self.node.metadata())
+        return result
+
+    async def _abort(self, context: Any, code: grpc.StatusCode, message: str) -> None:
+        await context.abort(code, message, self.node.metadata())
+
+    async def on_leader(
+        self,
+        method: str,
+        request: Any,
+        context: Any,
+        deadline: float,
+        local: Callable[[], Awaitable[R]],
+    ) -> R:
+        """Run ``local`` if this node leads, else forward ``request`` to the leader."""
+        while True:
+            leader = await self.node.wait_for_leader(deadline)
+            if leader == self.node.settings.node_id:
+                try:
+                    return await local()
+                except NotLeaderError:
+                    continue  # lost leadership between the check and the proposal
+            if was_forwarded(context):
+                raise NoLeader(f"this node is not the leader (node {leader} is); ask it directly")
+            address = self.node.settings.cluster[leader]
+            if self.metrics is not None:
+                self.metrics.forwarded.labels(method).inc()
+            result: R = await self.forwarder.call(self.service, method, address, request, deadline)
+            return result
+
+
+def _check_key(key: bytes, limit: int, what: str = "key") -> None:
+    if not key:
+        raise InvalidArgument(f"{what} must not be empty")
+    if len(key) > limit:
+        raise InvalidArgument(
+            f"{what} is {len(key)} bytes; the limit is {limit} bytes (max_key_bytes)"
+        )
+
+
+def _check_value(value: bytes, limit: int, what: str = "value") -> None:
+    if len(value) > limit:
+        raise InvalidArgument(
+            f"{what} is {len(value)} bytes; the limit is {limit} bytes (max_value_bytes)"
+        )
+
+
+def _check_consistency(consistency: int) -> bool:
+    """True for a STALE read."""
+    if consistency not in (kv_pb2.CONSISTENCY_LINEARIZABLE, kv_pb2.CONSISTENCY_STALE):
+        raise InvalidArgument(f"unknown consistency {consistency} (LINEARIZABLE=0 or STALE=1)")
+    return consistency == kv_pb2.CONSISTENCY_STALE
+
+
+def _command(session: kv_pb2.Session, **op: Any) -> bytes:
+    return kv_pb2.Command(
+        client_id=session.client_id,
+        sequence=session.sequence,
+        issued_at_ms=int(time.time() * 1000),
+        **op,
+    ).SerializeToString()
+
+
+class KVService(ServiceBase, kv_pb2_grpc.KVServicer):
+    service = "KV"
+
+    async def _propose(self, data: bytes, deadline: float) -> kv_pb2.CommandResult:
+        outcome = await with_deadline(self.node.driver.propose(data), deadline)
+        if outcome is SESSION_EXPIRED:
+            raise FailedPrecondition(
+                "the client session expired: this command was not applied, and whether an earlier "
+                "attempt was is unknown; start a new session"
+            )
+        assert isinstance(outcome, kv_pb2.CommandResult), f"unexpected outcome {outcome!r}"
+        return outcome
+
+    async def _read_point(self, stale: bool, deadline: float) -> int:
+        driver = self.node.driver
+        if stale:
+            return driver.applied_index
+        while True:
+            await self.node.wait_for_leader(deadline)
+            try:
+                index: int = await with_deadline(driver.read_index(), deadline)
+                return index
+            except NoLeader:
+                if time_left(deadline) <= 0:
+                    raise
+
+    # ---------------------------------------------------------------- writes
+    async def Put(self, request: kv_pb2.PutRequest, context: Any) -> kv_pb2.PutResponse:
+        limits = self.node.settings.limits
+
+        async def handle(deadline: float) -> kv_pb2.PutResponse:
+            _check_key(request.key, limits.max_key_bytes)
+            _check_value(request.value, limits.max_value_bytes)
+
+            async def local() -> kv_pb2.PutResponse:
+                data = _command(
+                    request.session,
+                    put=kv_pb2.PutOp(
+                        key=request.key,
+                        value=request.value,
+                        return_previous=request.return_previous,
+                    ),
+                )
+                r = await self._propose(data, deadline)
+                return kv_pb2.PutResponse(
+                    had_previous=r.had_previous, previous=r.previous, index=r.index
+                )
+
+            return await self.on_leader("Put", request, context, deadline, local)
+
+        return await self.serve("Put", context, handle)
+
+    async def Delete(self, request: kv_pb2.DeleteRequest, context: Any) -> kv_pb2.DeleteResponse:
+        async def handle(deadline: float) -> kv_pb2.DeleteResponse:
+            _check_key(request.key, self.node.settings.limits.max_key_bytes)
+
+            async def local() -> kv_pb2.DeleteResponse:
+                data = _command(request.session, delete=kv_pb2.DeleteOp(key=request.key))
+                r = await self._propose(data, deadline)
+                return kv_pb2.DeleteResponse(deleted=r.ok, index=r.index)
+
+            return await self.on_leader("Delete", request, context, deadline, local)
+
+        return await self.serve("Delete", context, handle)
+
+    async def CompareAndSwap(
+        self, request: kv_pb2.CompareAndSwapRequest, context: Any
+    ) -> kv_pb2.CompareAndSwapResponse:
+        limits = self.node.settings.limits
+
+        async def handle(deadline: float) -> kv_pb2.CompareAndSwapResponse:
+            _check_key(request.key, limits.max_key_bytes)
+            _check_value(request.value, limits.max_value_bytes)
+            _check_value(request.expected, limits.max_value_bytes, "expected value")
+
+            async def local() -> kv_pb2.CompareAndSwapResponse:
+                op = kv_pb2.CasOp(
+                    key=request.key,
+                    expected=request.expected,
+                    expect_absent=request.expect_absent,
+                    value=request.value,
+                )
+                r = await self._propose(_command(request.session, cas=op), deadline)
+                return kv_pb2.CompareAndSwapResponse(
+                    swapped=r.ok, had_current=r.had_previous, current=r.previous, index=r.index
+                )
+
+            return await self.on_leader("CompareAndSwap", request, context, deadline, local)
+
+        return await self.serve("CompareAndSwap", context, handle)
+
+    # ---------------------------------------------------------------- reads
+    async def Get(self, request: kv_pb2.GetRequest, context: Any) -> kv_pb2.GetResponse:
+        async def handle(deadline: float) -> kv_pb2.GetResponse:
+            _check_key(request.key, self.node.settings.limits.max_key_bytes)
+            stale = _check_consistency(request.consistency)
+            index = await self._read_point(stale, deadline)
+            value = await self.node.driver.run_io(self.node.state.get, request.key)
+            if value is None:
+                return kv_pb2.GetResponse(found=False, index=index)
+            return kv_pb2.GetResponse(found=True, value=value, index=index)
+
+        return await self.serve("Get", context, handle)
+
+    async def Scan(self, request: kv_pb2.ScanRequest, context: Any) -> kv_pb2.ScanResponse:
+        limits = self.node.settings.limits
+
+        async def handle(deadline: float) -> kv_pb2.ScanResponse:
+            stale = _check_consistency(request.consistency)
+            for name in ("prefix", "start", "end"):
+                if len(getattr(request, name)) > limits.max_key_bytes:
+                    raise InvalidArgument(
+                        f"{name} is longer than the key limit of {limits.max_key_bytes} bytes "
+                        "(max_key_bytes)"
+                    )
+            if request.limit > limits.max_scan_limit:
+                raise InvalidArgument(
+                    f"limit {request.limit} exceeds the maximum page of {limits.max_scan_limit} "
+                    "(max_scan_limit); page with next_start"
+                )
+            limit = request.limit or limits.default_scan_limit
+            index = await self._read_point(stale, deadline)
+            items, next_start = await self.node.driver.run_io(
+                lambda: self.node.state.scan(
+                    prefix=request.prefix, start=request.start, end=request.end, limit=limit
+                )
+            )
+            return kv_pb2.ScanResponse(
+                items=[kv_pb2.KeyValue(key=k, value=v) for k, v in items],
+                more=next_start is not None,
+                next_start=next_start or b"",
+                index=index,
+            )
+
+        return await self.serve("Scan", context, handle)
+
+
+def time_left(deadline: float) -> float:
+    return deadline - time.monotonic()
