@@ -68,6 +68,8 @@ T = TypeVar("T")
 Resp = TypeVar("Resp", bound=Message)
 
 DEFAULT_SNAPSHOT_TIMEOUT_S = 600.0
+# An attempt needs at least this long to mean anything; less, and we answer with what we know.
+_MIN_ATTEMPT_S = 0.005
 
 
 class AsyncClient:
@@ -343,11 +345,8 @@ class AsyncClient:
         total = self._timeout if timeout is None else timeout
         deadline = loop.time() + total
         per_attempt = self._attempt_timeout if attempt_timeout is None else attempt_timeout
-        endpoints = len(self._router.endpoints)
-        failures = waits = 0
-        ambiguous = False
-        last: AttemptFailed | None = None
-        while (remaining := deadline - loop.time()) > 0:
+        history = _History(endpoints=len(self._router.endpoints))
+        while (remaining := deadline - loop.time()) > _MIN_ATTEMPT_S:
             address = self._router.pick(leader=leader)
             try:
                 result, hint = await attempt(address, min(remaining, per_attempt))
@@ -356,21 +355,16 @@ class AsyncClient:
                 log.debug("attempt at %s failed (%s): %s", address, outcome.value, failure)
                 if outcome is Outcome.FATAL:
                     raise error_for_status(failure.code, failure.details) from None
-                ambiguous = ambiguous or outcome is Outcome.AMBIGUOUS
-                last, failures = failure, failures + 1
                 redirected = self._router.record_failure(address, failure.leader_hint)
-                # Wait when the cluster itself said "not now" (no leader, overloaded), after a
-                # whole round of endpoints failed, or when redirects keep going in circles.
-                if (not redirected and (failure.server_spoke or failures % endpoints == 0)) or (
-                    redirected and failures > 2 * endpoints
-                ):
-                    delay = min(self._backoff.delay_s(waits), max(0.0, deadline - loop.time()))
-                    waits += 1
+                if history.add(failure, outcome, redirected=redirected):
+                    delay = self._backoff.delay_s(history.waits)
+                    if delay > deadline - loop.time() - _MIN_ATTEMPT_S:
+                        break  # no time for another attempt after the wait: answer now
                     await asyncio.sleep(delay)
                 continue
             self._router.record_success(address, hint)
             return result, address
-        raise _final_error(last, ambiguous and write, total)
+        raise history.final_error(write=write, total_s=total)
 
     # ---- helpers ----
 
@@ -385,14 +379,55 @@ def _consistency(stale: bool) -> kv_pb2.Consistency:
     return kv_pb2.CONSISTENCY_STALE if stale else kv_pb2.CONSISTENCY_LINEARIZABLE
 
 
-def _final_error(last: AttemptFailed | None, outcome_unknown: bool, total_s: float) -> RaftKVError:
-    if last is None:
-        return Timeout(f"deadline of {total_s:g}s passed before any attempt")
-    where = f"{last.code}: {last.details}" if last.details else last.code
-    if outcome_unknown:
-        return Timeout(f"outcome unknown after {total_s:g}s (last error {where})")
-    if last.code == "RESOURCE_EXHAUSTED":
-        return Overloaded(f"cluster overloaded for {total_s:g}s ({where})")
-    if last.code == "UNAVAILABLE":
-        return Unavailable(f"no node could serve the request within {total_s:g}s ({where})")
-    return Timeout(f"no answer within {total_s:g}s (last error {where})")
+class _History:
+    """What the failed attempts of one operation add up to: whether to wait, and the final error."""
+
+    def __init__(self, endpoints: int) -> None:
+        self.endpoints = endpoints
+        self.failures = 0
+        self.waits = 0
+        self.ambiguous = False
+        self.last: AttemptFailed | None = None
+        self.last_definite: AttemptFailed | None = None
+
+    def add(self, failure: AttemptFailed, outcome: Outcome, *, redirected: bool) -> bool:
+        """Record a retryable failure; True when the caller should back off before retrying.
+
+        Wait when the cluster itself said "not now" (no leader, overloaded), after a whole round
+        of endpoints failed, or when redirects keep going in circles; a fresh redirect is
+        followed at once.
+        """
+        self.failures += 1
+        self.last = failure
+        if outcome is Outcome.AMBIGUOUS:
+            self.ambiguous = True
+        else:
+            self.last_definite = failure
+        if redirected:
+            wait = self.failures > 2 * self.endpoints
+        else:
+            wait = failure.server_spoke or self.failures % self.endpoints == 0
+        self.waits += wait
+        return wait
+
+    def final_error(self, *, write: bool, total_s: float) -> RaftKVError:
+        if self.last is None:
+            return Timeout(f"deadline of {total_s:g}s passed before any attempt")
+        if write and self.ambiguous:
+            # An attempt may have been applied (and may still be): the outcome is unknown.
+            return Timeout(
+                f"outcome unknown after {total_s:g}s (last error {_describe(self.last)})"
+            )
+        # Nothing was applied. Name the most telling reason: what a server or the transport said
+        # definitely, rather than the deadline that merely cut the last attempt short.
+        failure = self.last_definite or self.last
+        where = _describe(failure)
+        if failure.code == "RESOURCE_EXHAUSTED":
+            return Overloaded(f"cluster overloaded for {total_s:g}s ({where})")
+        if failure.code == "UNAVAILABLE":
+            return Unavailable(f"no node could serve the request within {total_s:g}s ({where})")
+        return Timeout(f"no answer within {total_s:g}s (last error {where})")
+
+
+def _describe(failure: AttemptFailed) -> str:
+    return f"{failure.code}: {failure.details}" if failure.details else failure.code
