@@ -1,0 +1,140 @@
+"""Three real node processes on loopback: replication, linearizable reads, failover, bad input."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from raftkv.pb import kv_pb2
+
+from .harness import Cluster, wait_for
+
+
+def test_put_on_one_node_is_read_linearizably_from_every_node(cluster: Cluster) -> None:
+    leader = cluster.leader()
+    follower = next(n for n in cluster.nodes if n is not leader)
+    # A write through a follower is forwarded; the response names the leader.
+    response, call = follower.kv.Put.with_call(
+        kv_pb2.PutRequest(key=b"greeting", value=b"hello"), timeout=5
+    )
+    assert response.index > 0
+    metadata = dict(call.trailing_metadata())
+    assert metadata["raftkv-leader"] == leader.address
+    for node in cluster.nodes:
+        assert node.get(b"greeting") == b"hello"
+
+
+def test_cas_delete_and_scan_paging(cluster: Cluster) -> None:
+    node = cluster.nodes[0]
+    cluster.leader()
+    for i in range(25):
+        node.put(b"item/%02d" % i, b"v%d" % i)
+    node.put(b"other", b"x")
+    swapped = node.kv.CompareAndSwap(
+        kv_pb2.CompareAndSwapRequest(key=b"item/00", expected=b"nope", value=b"new"), timeout=5
+    )
+    assert not swapped.swapped and swapped.current == b"v0"
+    swapped = node.kv.CompareAndSwap(
+        kv_pb2.CompareAndSwapRequest(key=b"item/00", expected=b"v0", value=b"new"), timeout=5
+    )
+    assert swapped.swapped
+    assert node.kv.Delete(kv_pb2.DeleteRequest(key=b"other"), timeout=5).deleted
+    assert not node.kv.Delete(kv_pb2.DeleteRequest(key=b"other"), timeout=5).deleted
+    keys: list[bytes] = []
+    start = b""
+    while True:
+        page = node.kv.Scan(kv_pb2.ScanRequest(prefix=b"item/", start=start, limit=10), timeout=5)
+        keys += [item.key for item in page.items]
+        if not page.more:
+            break
+        start = page.next_start
+    assert keys == [b"item/%02d" % i for i in range(25)]
+
+
+@pytest.mark.parametrize(
+    ("method", "request_", "fragment"),
+    [
+        ("Put", kv_pb2.PutRequest(key=b"", value=b"v"), "key must not be empty"),
+        ("Put", kv_pb2.PutRequest(key=b"k" * 4097, value=b"v"), "limit is 4096 bytes"),
+        ("Put", kv_pb2.PutRequest(key=b"k", value=b"v" * ((1 << 20) + 1)), "max_value_bytes"),
+        ("Get", kv_pb2.GetRequest(key=b"k", consistency=7), "unknown consistency"),  # type: ignore[arg-type]
+        ("Scan", kv_pb2.ScanRequest(limit=1_000_000), "max_scan_limit"),
+    ],
+)
+def test_bad_input_gets_invalid_argument_and_the_cluster_keeps_serving(
+    cluster: Cluster, method: str, request_: object, fragment: str
+) -> None:
+    node = cluster.nodes[1]
+    cluster.leader()
+    with pytest.raises(grpc.RpcError) as info:
+        getattr(node.kv, method)(request_, timeout=5)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert fragment in (info.value.details() or "")
+    node.put(b"still", b"serving")
+    assert node.get(b"still") == b"serving"
+
+
+def test_health_serves_once_a_leader_is_known(cluster: Cluster) -> None:
+    cluster.leader()
+    for node in cluster.nodes:
+        stub = health_pb2_grpc.HealthStub(node.channel)  # type: ignore[no-untyped-call]
+
+        def serving(stub: health_pb2_grpc.HealthStub = stub) -> bool:
+            r = stub.Check(health_pb2.HealthCheckRequest(service="raftkv.v1.KV"), timeout=1)
+            return bool(r.status == health_pb2.HealthCheckResponse.SERVING)
+
+        wait_for(serving, 10, "SERVING")
+
+
+def test_kill_leader_then_writes_resume_within_two_seconds_and_it_catches_up(
+    cluster: Cluster,
+) -> None:
+    leader = cluster.leader()
+    survivor = next(n for n in cluster.nodes if n is not leader)
+    acknowledged = []
+    for i in range(50):
+        survivor.put(b"k%d" % i, b"v%d" % i)
+        acknowledged.append(i)
+    leader.kill()
+    killed_at = time.monotonic()
+
+    def write() -> bool:
+        try:
+            survivor.put(b"after", b"kill", timeout=0.5)
+        except grpc.RpcError:
+            return False
+        return True
+
+    wait_for(write, 10, "a write after the leader's kill")
+    gap = time.monotonic() - killed_at
+    assert gap < 2.0, f"writes resumed only after {gap:.2f}s"
+    leader.start()
+    wait_for(lambda: leader.get(b"after", stale=True) == b"kill", 15, "the restarted node")
+    for i in acknowledged:
+        assert leader.get(b"k%d" % i) == b"v%d" % i
+
+
+def test_sigterm_stops_a_node_cleanly_with_exit_code_zero(cluster: Cluster) -> None:
+    leader = cluster.leader()
+    leader.put(b"a", b"1")
+    assert leader.terminate() == 0
+    new = cluster.leader()
+    assert new is not leader
+    assert new.get(b"a") == b"1"
+
+
+def test_concurrent_writes_through_every_node(cluster: Cluster) -> None:
+    cluster.leader()
+
+    def write(i: int) -> int:
+        node = cluster.nodes[i % 3]
+        return node.put(b"c%d" % i, b"%d" % i, timeout=10).index
+
+    with ThreadPoolExecutor(32) as pool:
+        indexes = list(pool.map(write, range(600)))
+    assert len(set(indexes)) == 600
+    assert cluster.nodes[2].get(b"c599") == b"599"
