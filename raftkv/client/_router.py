@@ -6,6 +6,9 @@ Rules:
   follower forwards), so the cache is an optimisation, never a requirement.
 - The leader is learned from the ``raftkv-leader`` metadata of every response, success or
   failure. It may be an address outside the configured endpoints (a node's advertised address).
+- A hinted leader outside the endpoints that has never answered and then fails is not followed
+  again (an advertised address this client cannot reach, e.g. inside a container network):
+  requests keep going through the endpoints, which forward.
 - A failure at the cached leader forgets it; a failure at an endpoint moves to the next one, so
   consecutive attempts walk the whole list. A success makes that endpoint the sticky one.
 - One router per client, used from one event loop: no locks.
@@ -41,6 +44,8 @@ class Router:
         self.endpoints = list(endpoints)
         self.leader: str | None = None
         self._current = 0
+        self._answered: set[str] = set()  # addresses that have answered at least once
+        self._ignored: set[str] = set()  # hinted addresses we could not use
 
     def pick(self, *, leader: bool) -> str:
         """The address for the next attempt."""
@@ -49,6 +54,7 @@ class Router:
         return self.endpoints[self._current]
 
     def record_success(self, address: str, leader_hint: str | None) -> None:
+        self._answered.add(address)
         if address in self.endpoints:
             self._current = self.endpoints.index(address)
         self._learn(leader_hint)
@@ -59,14 +65,18 @@ class Router:
         "New place" means a leader hint pointing elsewhere: the server told us where to go, so
         the caller need not back off.
         """
-        if leader_hint and leader_hint != address:
-            self._learn(leader_hint)
-            self._advance_from(address)
-            return True
+        if leader_hint:
+            self._answered.add(address)  # it answered, if only with an error
         if self.leader == address and leader_hint != address:
             log.debug("forgetting leader %s after a failure", address)
             self.leader = None
+            if address not in self.endpoints and address not in self._answered:
+                log.info("leader address %s is not reachable from here; not using it", address)
+                self._ignored.add(address)
         self._advance_from(address)
+        if leader_hint and leader_hint != address:
+            self._learn(leader_hint)
+            return self.leader == leader_hint
         return False
 
     def _advance_from(self, address: str) -> None:
@@ -76,6 +86,8 @@ class Router:
             self._current = (self._current + 1) % len(self.endpoints)
 
     def _learn(self, leader_hint: str | None) -> None:
+        if leader_hint in self._ignored:
+            return
         if leader_hint and leader_hint != self.leader:
             log.debug("leader is %s", leader_hint)
             self.leader = leader_hint

@@ -28,6 +28,7 @@ import asyncio
 import itertools
 import logging
 import random
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
@@ -76,7 +77,13 @@ class AsyncClient:
     """An asyncio client for a raftkv cluster. Use as ``async with AsyncClient(...) as c:``.
 
     ``endpoints``: "host:port" addresses (a list, or one comma-separated string); any subset of
-    the cluster works. ``timeout``: the default overall deadline of each call, in seconds.
+    the cluster works. ``timeout``: the default overall deadline of each call, in seconds (each
+    method also takes ``timeout=``). ``attempt_timeout``: the cap on one attempt, so a hung node
+    cannot eat the whole deadline. ``max_key_bytes`` / ``max_value_bytes``: client-side checks
+    (None: off), defaulting to the server's default limits. ``backoff_base`` / ``backoff_max``:
+    the jittered exponential backoff between attempts, in seconds. ``client_id``: the session id
+    (default 63 random bits; two live clients must never share one). ``rng``: the randomness of
+    the jitter (tests pass a seeded one). ``channel_options``: extra grpc channel options.
     """
 
     def __init__(
@@ -103,7 +110,8 @@ class AsyncClient:
         self._timeout = timeout
         self._attempt_timeout = attempt_timeout
         # 63 random bits: unique enough across clients; 0 means "no session" on the wire.
-        self._client_id = client_id if client_id is not None else self._rng.getrandbits(63) | 1
+        # Drawn from the OS, not ``rng``: a seeded rng must not make two processes share an id.
+        self._client_id = client_id if client_id is not None else secrets.randbits(63) or 1
         self._sequence = itertools.count(1)
 
     @property

@@ -11,6 +11,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 from collections.abc import Coroutine, Iterator, Sequence
 from types import TracebackType
@@ -18,7 +19,13 @@ from typing import Any, TypeVar
 
 from raftkv.client._scan import ScanState
 from raftkv.client.aio import AsyncClient
-from raftkv.client.types import BytesLike, NodeStatus, SnapshotInfo
+from raftkv.client.types import (
+    DEFAULT_MAX_KEY_BYTES,
+    DEFAULT_MAX_VALUE_BYTES,
+    BytesLike,
+    NodeStatus,
+    SnapshotInfo,
+)
 
 __all__ = ["Client"]
 
@@ -28,13 +35,37 @@ T = TypeVar("T")
 class Client:
     """A blocking raftkv client; the same methods and arguments as :class:`AsyncClient`.
 
-    ``Client(["127.0.0.1:7001", "127.0.0.1:7002"], timeout=5.0)``; extra keyword arguments go to
-    AsyncClient (attempt_timeout, max_key_bytes, max_value_bytes, ...).
+    ``Client(["127.0.0.1:7001", "127.0.0.1:7002"], timeout=5.0)``; the keyword arguments are
+    AsyncClient's.
     """
 
-    def __init__(self, endpoints: Sequence[str] | str, timeout: float = 5.0, **options: Any):
+    def __init__(
+        self,
+        endpoints: Sequence[str] | str,
+        timeout: float = 5.0,
+        *,
+        attempt_timeout: float = 2.0,
+        max_key_bytes: int | None = DEFAULT_MAX_KEY_BYTES,
+        max_value_bytes: int | None = DEFAULT_MAX_VALUE_BYTES,
+        backoff_base: float = 0.02,
+        backoff_max: float = 1.0,
+        client_id: int | None = None,
+        rng: random.Random | None = None,
+        channel_options: list[tuple[str, Any]] | None = None,
+    ) -> None:
         # Build the async client first so bad arguments raise before a thread exists.
-        self._aio = AsyncClient(endpoints, timeout, **options)
+        self._aio = AsyncClient(
+            endpoints,
+            timeout,
+            attempt_timeout=attempt_timeout,
+            max_key_bytes=max_key_bytes,
+            max_value_bytes=max_value_bytes,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            client_id=client_id,
+            rng=rng,
+            channel_options=channel_options,
+        )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="raftkv-client", daemon=True

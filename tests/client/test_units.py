@@ -222,3 +222,20 @@ def test_backup_refuses_bad_checksum_and_truncation(tmp_path: Path) -> None:
     (tmp_path / "junk").write_bytes(b"not a backup")
     with pytest.raises(BackupError, match="bad magic"):
         read_backup(str(tmp_path / "junk"))
+
+
+def test_router_stops_following_an_unreachable_hint() -> None:
+    router = Router(["a", "b"])
+    router.record_success("a", "internal:1")  # an advertised address we cannot reach
+    assert router.pick(leader=True) == "internal:1"
+    assert router.record_failure("internal:1", None) is False
+    router.record_success("a", "internal:1")
+    assert router.leader is None and router.pick(leader=True) == "a"
+    assert router.record_failure("a", "internal:1") is False  # no redirect to it either
+
+
+def test_router_failure_with_a_new_hint_replaces_the_leader() -> None:
+    router = Router(["a", "b", "c"])
+    router.record_success("a", "b")
+    assert router.record_failure("b", "c") is True
+    assert router.leader == "c"
