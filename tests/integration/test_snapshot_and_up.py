@@ -1,0 +1,118 @@
+"""InstallSnapshot between real processes, and ``raftkv up`` end to end."""
+
+from __future__ import annotations
+
+import random
+import signal
+import socket
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+
+from raftkv.pb import kv_pb2, kv_pb2_grpc
+
+from .harness import Cluster, env, wait_for
+
+
+def test_node_down_during_many_writes_rejoins_through_install_snapshot(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path, extra_args=("--snapshot-threshold", "200"))
+    cluster.start()
+    try:
+        leader = cluster.wait_ready()
+        down = next(n for n in cluster.nodes if n is not leader)
+        down.kill()
+        with ThreadPoolExecutor(32) as pool:
+            list(pool.map(lambda i: leader.put(b"s%05d" % i, b"v%d" % i, timeout=10), range(3000)))
+        assert leader.status().first_index > 1000  # the log was compacted
+        down.start()
+        wait_for(lambda: down.get(b"s02999", stale=True) == b"v2999", 30, "catch-up")
+        assert down.get(b"s00000") == b"v0"
+        assert "received snapshot" in down.log_path.read_text()
+    finally:
+        cluster.stop()
+
+
+def _consecutive_free_ports(n: int) -> int:
+    for _ in range(50):
+        base = random.randint(20000, 60000)
+        socks = []
+        try:
+            for port in range(base, base + n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise AssertionError("no free port range")
+
+
+def _up(data_dir: Path, base: int, metrics: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "raftkv.cli.server_main",
+            "up",
+            "--nodes",
+            "3",
+            "--data-dir",
+            str(data_dir),
+            "--base-port",
+            str(base),
+            "--metrics-base-port",
+            str(metrics),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(),
+    )
+
+
+def _wait_up(proc: subprocess.Popen[str]) -> str:
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "Ctrl-C stops the cluster" in line:
+            return "".join(lines)
+    raise AssertionError(
+        f"raftkv up ended early: {''.join(lines)} {proc.stderr and proc.stderr.read()}"
+    )
+
+
+def test_raftkv_up_starts_serves_stops_and_comes_back(tmp_path: Path) -> None:
+    base, metrics = _consecutive_free_ports(3), _consecutive_free_ports(3)
+    data_dir = tmp_path / "raftkv-data"
+    proc = _up(data_dir, base, metrics)
+    try:
+        banner = _wait_up(proc)
+        assert f"127.0.0.1:{base}" in banner and "raftkv-cli put" in banner
+        with grpc.insecure_channel(f"127.0.0.1:{base + 1}") as channel:
+            kv = kv_pb2_grpc.KVStub(channel)  # type: ignore[no-untyped-call]
+            kv.Put(kv_pb2.PutRequest(key=b"persisted", value=b"yes"), timeout=10)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+        proc = _up(data_dir, base, metrics)
+        _wait_up(proc)
+        with grpc.insecure_channel(f"127.0.0.1:{base + 2}") as channel:
+            kv = kv_pb2_grpc.KVStub(channel)  # type: ignore[no-untyped-call]
+            got = kv.Get(kv_pb2.GetRequest(key=b"persisted"), timeout=10)
+        assert got.found and got.value == b"yes"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:  # stop the nodes through the supervisor, never orphan them
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
