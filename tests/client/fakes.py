@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import zlib
 from collections import deque
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -64,6 +65,7 @@ class FakeState:
     page_size: int = 2
     snapshot_chunks: list[bytes] = field(default_factory=lambda: [b"abc", b"defg", b""])
     corrupt_snapshot: bool = False
+    snapshot_checksum: str = "crc32"  # what the real server sends; or "crc32c" as the proto says
     transfers: list[int] = field(default_factory=list)
 
 
@@ -294,7 +296,9 @@ class _Cluster(kv_pb2_grpc.ClusterServicer):
             meta=kv_pb2.BackupMeta(index=10, term=3, voters=[1, 2, 3], cluster_id="c1")
         )
         for i, data in enumerate(state.snapshot_chunks):
-            crc = crc32c(data, crc)
+            crc = (
+                crc32c(data, crc) if state.snapshot_checksum == "crc32c" else zlib.crc32(data, crc)
+            )
             last = i == len(state.snapshot_chunks) - 1
             yield kv_pb2.BackupChunk(
                 data=data,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import grpc
 import pytest
@@ -285,30 +286,28 @@ def test_transfer_leader(cluster: FakeCluster, make_client: MakeClient) -> None:
     assert client.leader == cluster.addresses[2]
 
 
-def test_snapshot_save(cluster: FakeCluster, make_client: MakeClient, tmp_path: object) -> None:
-    from pathlib import Path
-
-    from raftkv.client.backup import read_backup
-
-    path = str(Path(str(tmp_path)) / "backup.rkv")
+@pytest.mark.parametrize("checksum", ["crc32", "crc32c"])
+def test_snapshot_save(
+    cluster: FakeCluster, make_client: MakeClient, tmp_path: Path, checksum: str
+) -> None:
+    cluster.state.snapshot_checksum = checksum
+    path = tmp_path / "backup.rkv"
     client = make_client()
-    info = client.snapshot_save(path)
+    info = client.snapshot_save(str(path))
     assert (info.index, info.term, info.size_bytes, info.cluster_id) == (10, 3, 7, "c1")
-    meta, data = read_backup(path)
-    assert meta.index == 10 and b"".join(data) == b"abcdefg"
+    assert path.read_bytes() == b"abcdefg"  # the raw state stream, as `raftkv restore` reads it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["backup.rkv"]
 
 
 def test_snapshot_with_bad_checksum_leaves_no_file(
-    cluster: FakeCluster, make_client: MakeClient, tmp_path: object
+    cluster: FakeCluster, make_client: MakeClient, tmp_path: Path
 ) -> None:
-    from pathlib import Path
-
     cluster.state.corrupt_snapshot = True
-    path = Path(str(tmp_path)) / "backup.rkv"
+    path = tmp_path / "backup.rkv"
     client = make_client()
     with pytest.raises(ServerError, match="checksum"):
         client.snapshot_save(str(path))
-    assert list(Path(str(tmp_path)).iterdir()) == []
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_closed_client_refuses(make_client: MakeClient) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import zlib
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 from raftkv.client._policy import Backoff, Outcome, classify
 from raftkv.client._router import Router, parse_endpoints
 from raftkv.client._scan import ScanState
-from raftkv.client.backup import BackupError, BackupWriter, crc32c, read_backup
+from raftkv.client.backup import BackupError, BackupWriter, crc32c
 from raftkv.client.types import ScanPage, to_bytes
 from raftkv.errors import (
     FailedPrecondition,
@@ -174,54 +175,48 @@ def test_crc32c_known_vector() -> None:
     assert crc32c(b"56789", crc32c(b"1234")) == 0xE3069283
 
 
-def chunks(data: list[bytes], *, bad_crc: bool = False) -> list[kv_pb2.BackupChunk]:
-    crc = 0
+def chunks(data: list[bytes], *, crc: str = "crc32", bad: bool = False) -> list[kv_pb2.BackupChunk]:
     out = [kv_pb2.BackupChunk(meta=kv_pb2.BackupMeta(index=5, term=2, cluster_id="c"))]
-    for i, piece in enumerate(data):
-        crc = crc32c(piece, crc)
-        last = i == len(data) - 1
-        out.append(kv_pb2.BackupChunk(data=piece, done=last, crc32c=(crc + bad_crc) if last else 0))
+    out += [kv_pb2.BackupChunk(data=piece) for piece in data]
+    joined = b"".join(data)
+    value = crc32c(joined) if crc == "crc32c" else zlib.crc32(joined)
+    out.append(kv_pb2.BackupChunk(done=True, crc32c=value ^ bad))
     return out
 
 
-def test_backup_round_trip(tmp_path: Path) -> None:
-    path = str(tmp_path / "b")
-    writer = BackupWriter(path)
-    for chunk in chunks([b"one", b"two", b"three"]):
+@pytest.mark.parametrize("crc", ["crc32", "crc32c"])
+def test_backup_writes_the_raw_stream(tmp_path: Path, crc: str) -> None:
+    path = tmp_path / "b"
+    writer = BackupWriter(str(path))
+    for chunk in chunks([b"one", b"two", b"three"], crc=crc):
         writer.add(chunk)
-    assert writer.commit().index == 5
-    meta, data = read_backup(path)
+    meta = writer.commit()
     assert (meta.index, meta.term, meta.cluster_id) == (5, 2, "c")
-    assert b"".join(data) == b"onetwothree"
+    assert writer.size_bytes == 11
+    assert path.read_bytes() == b"onetwothree"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
 
 
 def test_backup_refuses_bad_checksum_and_truncation(tmp_path: Path) -> None:
     writer = BackupWriter(str(tmp_path / "b"))
     with pytest.raises(BackupError, match="checksum"):
-        for chunk in chunks([b"x", b"y"], bad_crc=True):
+        for chunk in chunks([b"x", b"y"], bad=True):
             writer.add(chunk)
     writer.abort()
     assert list(tmp_path.iterdir()) == []
 
     writer = BackupWriter(str(tmp_path / "b"))
-    writer.add(chunks([b"x", b"y"])[0])
+    for chunk in chunks([b"x", b"y"])[:-1]:
+        writer.add(chunk)
     with pytest.raises(BackupError, match="ended before"):
         writer.commit()
     writer.abort()
 
-    path = tmp_path / "full"
-    writer = BackupWriter(str(path))
-    for chunk in chunks([b"x" * 100, b"y"]):
-        writer.add(chunk)
-    writer.commit()
-    path.write_bytes(path.read_bytes()[:-10])
-    _, data = read_backup(str(path))
-    with pytest.raises(BackupError, match="truncated"):
-        b"".join(data)
-    (tmp_path / "junk").write_bytes(b"not a backup")
-    with pytest.raises(BackupError, match="bad magic"):
-        read_backup(str(tmp_path / "junk"))
+    writer = BackupWriter(str(tmp_path / "b"))
+    with pytest.raises(BackupError, match="metadata"):
+        writer.add(kv_pb2.BackupChunk(data=b"x"))
+    writer.abort()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_router_stops_following_an_unreachable_hint() -> None:
