@@ -257,6 +257,55 @@ class Cluster:
                 self.run(1)
         raise LivenessFailure(f"one({data!r}) did not reach {need} nodes within {max_ticks} ticks")
 
+    # ================================================================ membership changes
+    def join(self, node_id: int) -> SimNode:
+        """Start a brand-new node with an empty log and no configuration: it only listens."""
+        self.trace.append(f"{self.now}: join {node_id}")
+        return self.add_node(node_id, Membership(voters=frozenset()))
+
+    def change_membership(self, target: Membership, max_ticks: int = 600) -> int:
+        """Propose ``target`` on the leader and run until the leader uses it and has committed
+        everything (the joint phase included). Returns the leader that finished it."""
+        deadline = self.now + max_ticks
+        proposed = False
+        while self.now < deadline:
+            leader = self.leader()
+            if leader is not None:
+                raft = self.raft(leader)
+                done = (
+                    raft.membership == target
+                    and raft.commit_index == raft.last_index
+                    and raft.applied_index == raft.commit_index
+                )
+                if done and proposed:
+                    return leader
+                if not proposed and raft.membership != target:
+                    try:
+                        raft.propose_conf_change(target)
+                        proposed = True
+                        self.trace.append(f"{self.now}: propose {target.describe()} on {leader}")
+                        self._drain(self.nodes[leader])
+                    except CoreError:
+                        pass
+                elif raft.membership == target:
+                    proposed = True
+            self.tick()
+        raise LivenessFailure(f"membership {target.describe()} not reached in {max_ticks} ticks")
+
+    def caught_up(self, node_ids: Iterable[int], max_ticks: int = 600) -> None:
+        """Run until every one of ``node_ids`` applied what the leader has committed."""
+        ids = list(node_ids)
+
+        def done() -> bool:
+            leader = self.leader()
+            if leader is None:
+                return False
+            top = self.raft(leader).commit_index
+            return all(len(self.nodes[i].applied) >= top for i in ids)
+
+        if not self.run_until(done, max_ticks):
+            raise LivenessFailure(f"nodes {ids} did not catch up within {max_ticks} ticks")
+
     # ================================================================ time
     def run(self, ticks: int) -> None:
         for _ in range(ticks):
