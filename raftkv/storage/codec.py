@@ -22,6 +22,7 @@ HARD_STATE_KEY = b"h"
 LOG_START_KEY = b"s"
 
 _U64 = struct.Struct(">Q")
+_CRC32 = struct.Struct(">I")
 _ENTRY_HEAD = struct.Struct(">IQB")  # crc, term, kind; data follows
 _HARD_STATE = struct.Struct(">IQQQ")  # crc, term, vote, commit
 _LOG_START = struct.Struct(">IQQ")  # crc, index, term; membership bytes follow
@@ -52,16 +53,18 @@ def index_of_entry_key(key: bytes) -> Index:
     return Index(_U64.unpack_from(key, 1)[0])
 
 
+_ENTRY_CRC_INPUT = struct.Struct(">QQB")  # index, term, kind: what the CRC covers besides data
+
+
 def _entry_crc(index: int, term: int, kind: int, data: bytes) -> int:
-    crc = zlib.crc32(_U64.pack(index))
-    crc = zlib.crc32(_ENTRY_HEAD.pack(0, term, kind)[4:], crc)
-    return zlib.crc32(data, crc)
+    return zlib.crc32(data, zlib.crc32(_ENTRY_CRC_INPUT.pack(index, term, kind)))
 
 
 def encode_entry(entry: Entry) -> bytes:
     """The value stored under ``entry_key(entry.index)``."""
-    crc = _entry_crc(entry.index, entry.term, entry.kind, entry.data)
-    return _ENTRY_HEAD.pack(crc, entry.term, entry.kind) + entry.data
+    data = entry.data
+    head = _ENTRY_CRC_INPUT.pack(entry.index, entry.term, entry.kind)
+    return _CRC32.pack(zlib.crc32(data, zlib.crc32(head))) + head[8:] + data
 
 
 def decode_entry(index: int, value: bytes) -> Entry:

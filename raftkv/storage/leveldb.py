@@ -11,7 +11,7 @@ Rules:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,13 @@ class Batch:
     def delete(self, key: bytes) -> None:
         self._batch.delete(key)
         self.count += 1
+
+    def put_many(self, items: Iterable[tuple[bytes, bytes]]) -> None:
+        """Put every (key, value): the hot path's loop, without a method call per item."""
+        put = self._batch.put
+        for key, value in items:
+            put(key, value)
+            self.count += 1
 
     def write(self) -> None:
         assert not self._written, "a batch is written once"

@@ -273,16 +273,17 @@ class RaftLogStore:
                 raise StorageError(f"append at {first} is at or below the log start {start.index}")
             if first > last + 1:
                 raise StorageError(f"append at {first} leaves a gap after {last}")
+            if entries[-1].index != first + len(entries) - 1:
+                raise StorageError(f"entries from {first} to {entries[-1].index} have gaps")
             _delete_range(batch, first, last)
-            for offset, entry in enumerate(entries):
-                if entry.index != first + offset:
-                    raise StorageError(f"entries are not contiguous at {entry.index}")
-                if entry.kind == EntryKind.CONF_CHANGE:
+            for entry in entries:
+                if entry.kind is not EntryKind.NORMAL:
                     try:
                         new_conf.append((entry.index, decode_membership(entry.data)))
                     except MembershipDecodeError as exc:
                         raise StorageError(f"conf change entry {entry.index}: {exc}") from None
-                batch.put(codec.entry_key(entry.index), codec.encode_entry(entry))
+            entry_key, encode_entry = codec.entry_key, codec.encode_entry
+            batch.put_many([(entry_key(e.index), encode_entry(e)) for e in entries])
         if hard_state is not None:
             batch.put(codec.HARD_STATE_KEY, codec.encode_hard_state(hard_state))
         if batch.count == 0:
