@@ -9,13 +9,38 @@ implements the observer protocols of the driver, the peer client and the Raft se
 from __future__ import annotations
 
 import time
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from raftkv.core.progress import ProgressState
-from raftkv.core.raft import RaftNode
-from raftkv.core.ready import Role
-from raftkv.core.types import Index
+# This module imports nothing of raftkv (layering): it sees the core through a small protocol
+# and names roles and replication states by their stable string values.
+ROLES = ("follower", "pre-candidate", "candidate", "leader")
+REPLICATION_STATES = ("probe", "replicate", "snapshot")
+
+
+class NodeView(Protocol):
+    """What metrics read from a Raft core (raftkv.core.raft.RaftNode satisfies it)."""
+
+    @property
+    def term(self) -> int: ...
+
+    @property
+    def leader_id(self) -> int: ...
+
+    @property
+    def role(self) -> Any: ...
+
+    @property
+    def commit_index(self) -> int: ...
+
+    @property
+    def applied_index(self) -> int: ...
+
+    @property
+    def last_index(self) -> int: ...
+
+    def status(self) -> Any: ...
 
 _LATENCY = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 _COUNT = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
@@ -105,7 +130,7 @@ class Metrics:
         )
         self.health = Gauge("raftkv_serving", "1 when the health service says SERVING.", registry=r)
         self._last_leader = -1
-        self._last_role: Role | None = None
+        self._last_role = ""
         self._next_follower_refresh = 0.0
 
     # ---------------------------------------------------------------- driver hooks
@@ -119,19 +144,20 @@ class Metrics:
     def on_proposal(self, result: str) -> None:
         self.proposals.labels(result).inc()
 
-    def on_compact(self, index: Index) -> None:
+    def on_compact(self, index: int) -> None:
         self.compactions.inc()
 
-    def on_iteration(self, node: RaftNode) -> None:
+    def on_iteration(self, node: NodeView) -> None:
         self.term.set(node.term)
         self.commit_index.set(node.commit_index)
         self.applied_index.set(node.applied_index)
         self.last_index.set(node.last_index)
-        if node.role != self._last_role:
-            self._last_role = node.role
-            for role in Role:
-                self.role.labels(role.value).set(1 if role == node.role else 0)
-            self.is_leader.set(1 if node.role == Role.LEADER else 0)
+        role = node.role.value
+        if role != self._last_role:
+            self._last_role = role
+            for name in ROLES:
+                self.role.labels(name).set(1 if name == role else 0)
+            self.is_leader.set(1 if role == "leader" else 0)
         if node.leader_id != self._last_leader:
             if self._last_leader > 0 and node.leader_id > 0:
                 self.leader_changes.inc()
@@ -143,7 +169,7 @@ class Metrics:
             self._next_follower_refresh = now + 1.0
             self._refresh_followers(node)
 
-    def _refresh_followers(self, node: RaftNode) -> None:
+    def _refresh_followers(self, node: NodeView) -> None:
         status = node.status()
         self.first_index.set(status.first_index)
         self.voters.labels("voters").set(len(status.membership.voters))
@@ -153,8 +179,8 @@ class Metrics:
             self.follower_match.labels(peer).set(f.match_index)
             self.follower_lag.labels(peer).set(max(0, status.last_index - f.match_index))
             self.follower_inflight.labels(peer).set(f.inflight)
-            for state in ProgressState:
-                self.follower_state.labels(peer, state.value).set(1 if state == f.state else 0)
+            for state in REPLICATION_STATES:
+                self.follower_state.labels(peer, state).set(1 if state == f.state.value else 0)
 
     # ---------------------------------------------------------------- transport hooks
     def on_peer_rpc(self, method: str, peer: int, seconds: float, ok: bool) -> None:

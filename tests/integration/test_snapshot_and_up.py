@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -98,6 +99,16 @@ def test_raftkv_up_starts_serves_stops_and_comes_back(tmp_path: Path) -> None:
         with grpc.insecure_channel(f"127.0.0.1:{base + 1}") as channel:
             kv = kv_pb2_grpc.KVStub(channel)  # type: ignore[no-untyped-call]
             kv.Put(kv_pb2.PutRequest(key=b"persisted", value=b"yes"), timeout=10)
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=5) as r:
+            exported = r.read().decode()
+        for name in (
+            "raftkv_term",
+            "raftkv_role",
+            "raftkv_commit_index",
+            "raftkv_client_requests_total",
+            "raftkv_fsync_duration_seconds_bucket",
+        ):
+            assert name in exported, name
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0
         proc = _up(data_dir, base, metrics)
