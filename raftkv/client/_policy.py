@@ -8,9 +8,10 @@ Rules:
   help (bad input, a server bug); raise now.
 - A write's final error is Timeout if ANY of its attempts was ambiguous, even when later attempts
   failed definitely: the early attempt may still be applied. Only all-definite is Unavailable.
-- UNAVAILABLE is definite only when we know the server did not start the operation: the server
-  spoke (sent ``raftkv-*`` metadata) or the transport never connected. Otherwise a connection
-  dropped mid-call is indistinguishable from a lost response, so it is ambiguous.
+- UNAVAILABLE is definite only when we know the operation did not start: the transport never
+  connected, or a raftkv server said so (sent ``raftkv-*`` metadata) in its own words. A
+  connection dropped mid-call is indistinguishable from a lost response, so it is ambiguous,
+  even when a follower relays it from its forwarding call to the leader.
 - Backoff is jittered exponential, capped, and never outlives the caller's deadline.
 """
 
@@ -39,6 +40,18 @@ _CONNECT_FAILURE_MARKERS = (
     "empty address list",
 )
 
+# Details of a transport failure after the request may have been sent.
+_MIDCALL_FAILURE_MARKERS = (
+    "socket closed",
+    "connection reset",
+    "broken pipe",
+    "stream removed",
+    "goaway",
+    "end of file",
+    "keepalive",
+    "rst_stream",
+)
+
 # A message too large for a peer's gRPC limit will never fit; retrying is pointless.
 _TOO_LARGE_MARKERS = ("larger than max", "message too large")
 
@@ -53,7 +66,9 @@ def classify(code: str, details: str, *, server_spoke: bool) -> Outcome:
     """The outcome of an attempt that failed with status ``code`` (a grpc.StatusCode name)."""
     lowered = details.lower()
     if code == "UNAVAILABLE":
-        if server_spoke or any(m in lowered for m in _CONNECT_FAILURE_MARKERS):
+        if any(m in lowered for m in _CONNECT_FAILURE_MARKERS):
+            return Outcome.DEFINITE
+        if server_spoke and not any(m in lowered for m in _MIDCALL_FAILURE_MARKERS):
             return Outcome.DEFINITE
         return Outcome.AMBIGUOUS
     if code == "RESOURCE_EXHAUSTED":

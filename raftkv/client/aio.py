@@ -6,7 +6,9 @@ Rules:
   node cannot eat the whole deadline.
 - Writes (put, delete, cas) carry a Session(client_id, sequence). The sequence is taken ONCE per
   write, before the first attempt, and every retry sends the very same request, so the server
-  applies the write at most once however often we retry.
+  applies the write at most once however often we retry. Sequences in flight stay within the
+  server's session window (``_session``); an expired session is renewed only when no attempt
+  of the write can have been applied.
 - Failures are judged by ``_policy.classify``; a write ends in Timeout if any attempt was
   ambiguous, Unavailable only if every attempt was definitely not applied.
 - Linearizable reads, writes and cluster commands go to the cached leader; stale reads go to the
@@ -25,10 +27,8 @@ a repeated oneof of the existing requests and per-item status), which is not mad
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import random
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
@@ -38,6 +38,7 @@ from google.protobuf.message import Message
 from raftkv.client._policy import Backoff, Outcome, classify
 from raftkv.client._router import Router, parse_endpoints
 from raftkv.client._scan import ScanState
+from raftkv.client._session import DEFAULT_SESSION_WINDOW, SessionWindow
 from raftkv.client._status import gather_status
 from raftkv.client._transport import RPCS, AttemptFailed, ChannelPool, Rpc
 from raftkv.client.backup import BackupError, BackupWriter
@@ -70,7 +71,7 @@ Resp = TypeVar("Resp", bound=Message)
 
 DEFAULT_SNAPSHOT_TIMEOUT_S = 600.0
 # An attempt needs at least this long to mean anything; less, and we answer with what we know.
-_MIN_ATTEMPT_S = 0.005
+_MIN_ATTEMPT_S = 0.02
 
 
 class AsyncClient:
@@ -84,6 +85,7 @@ class AsyncClient:
     the jittered exponential backoff between attempts, in seconds. ``client_id``: the session id
     (default 63 random bits; two live clients must never share one). ``rng``: the randomness of
     the jitter (tests pass a seeded one). ``channel_options``: extra grpc channel options.
+    ``session_window``: at most this many writes in flight (the server's session window, 64).
     """
 
     def __init__(
@@ -99,6 +101,7 @@ class AsyncClient:
         client_id: int | None = None,
         rng: random.Random | None = None,
         channel_options: list[tuple[str, Any]] | None = None,
+        session_window: int = DEFAULT_SESSION_WINDOW,
     ) -> None:
         if timeout <= 0 or attempt_timeout <= 0:
             raise ValueError("timeout and attempt_timeout must be positive")
@@ -109,10 +112,7 @@ class AsyncClient:
         self._backoff = Backoff(base_s=backoff_base, max_s=backoff_max, rng=self._rng)
         self._timeout = timeout
         self._attempt_timeout = attempt_timeout
-        # 63 random bits: unique enough across clients; 0 means "no session" on the wire.
-        # Drawn from the OS, not ``rng``: a seeded rng must not make two processes share an id.
-        self._client_id = client_id if client_id is not None else secrets.randbits(63) or 1
-        self._sequence = itertools.count(1)
+        self._sessions = SessionWindow(client_id, session_window)
 
     @property
     def endpoints(self) -> list[str]:
@@ -125,7 +125,8 @@ class AsyncClient:
 
     @property
     def client_id(self) -> int:
-        return self._client_id
+        """The current session's id (a new one is drawn if the server expires the session)."""
+        return self._sessions.client_id
 
     @property
     def timeout(self) -> float:
@@ -168,17 +169,16 @@ class AsyncClient:
             key=self._key(key),
             value=self._limits.check_value(to_bytes(value, "value")),
             return_previous=return_previous,
-            session=self._next_session(),
         )
-        response = await self._invoke(RPCS.PUT, request, write=True, timeout=timeout)
+        response = await self._write(RPCS.PUT, request, timeout)
         if return_previous and response.had_previous:
             return response.previous
         return None
 
     async def delete(self, key: BytesLike, *, timeout: float | None = None) -> bool:
         """Delete ``key``; True if it existed."""
-        request = kv_pb2.DeleteRequest(key=self._key(key), session=self._next_session())
-        response = await self._invoke(RPCS.DELETE, request, write=True, timeout=timeout)
+        request = kv_pb2.DeleteRequest(key=self._key(key))
+        response = await self._write(RPCS.DELETE, request, timeout)
         return response.deleted
 
     async def cas(
@@ -195,9 +195,8 @@ class AsyncClient:
             expected=b"" if expected is None else to_bytes(expected, "expected"),
             expect_absent=expected is None,
             value=self._limits.check_value(to_bytes(new, "new value")),
-            session=self._next_session(),
         )
-        response = await self._invoke(RPCS.CAS, request, write=True, timeout=timeout)
+        response = await self._write(RPCS.CAS, request, timeout)
         return response.swapped
 
     async def scan_page(
@@ -325,15 +324,43 @@ class AsyncClient:
         request: Message,
         *,
         leader: bool = True,
-        write: bool = False,
         timeout: float | None = None,
     ) -> Resp:
+        """A request that is safe to repeat (a read or a cluster command)."""
         response, _ = await self._retry(
             lambda address, t: self._pool.unary(address, rpc, request, t),
             leader=leader,
-            write=write,
+            write=False,
             timeout=timeout,
         )
+        return response
+
+    async def _write(self, rpc: Rpc[Any, Resp], request: Any, timeout: float | None) -> Resp:
+        """A write: take a session sequence, run the request to an answer, give it back."""
+        loop = asyncio.get_running_loop()
+        total = self._timeout if timeout is None else timeout
+        started = loop.time()
+        session = await self._sessions.acquire(total)
+        if session is None:
+            raise Overloaded(
+                f"{self._sessions.window} writes of this client stayed in flight for {total:g}s; "
+                "this one was not sent"
+            )
+        request.session.CopyFrom(session)
+
+        async def renew_session() -> None:
+            request.session.CopyFrom(await self._sessions.renew(request.session))
+
+        try:
+            response, _ = await self._retry(
+                lambda address, t: self._pool.unary(address, rpc, request, t),
+                leader=True,
+                write=True,
+                timeout=total - (loop.time() - started),
+                renew_session=renew_session,
+            )
+        finally:
+            await self._sessions.release(request.session)
         return response
 
     async def _retry(
@@ -344,10 +371,12 @@ class AsyncClient:
         write: bool,
         timeout: float | None,
         attempt_timeout: float | None = None,
+        renew_session: Callable[[], Awaitable[None]] | None = None,
     ) -> tuple[T, str]:
         """Run ``attempt(address, timeout_s)`` until it succeeds, fails fatally or time runs out.
 
-        Returns the result and the address that produced it.
+        Returns the result and the address that produced it. ``renew_session`` (writes only)
+        moves the request to a new session when the server says its session expired.
         """
         loop = asyncio.get_running_loop()
         total = self._timeout if timeout is None else timeout
@@ -362,7 +391,14 @@ class AsyncClient:
                 outcome = classify(failure.code, failure.details, server_spoke=failure.server_spoke)
                 log.debug("attempt at %s failed (%s): %s", address, outcome.value, failure)
                 if outcome is Outcome.FATAL:
-                    raise error_for_status(failure.code, failure.details) from None
+                    if renew_session is None or not _session_expired(failure):
+                        raise error_for_status(failure.code, failure.details) from None
+                    # This attempt was not applied; an earlier one may have been.
+                    if history.ambiguous or history.renewed:
+                        raise Timeout(f"outcome unknown: {failure.details}") from None
+                    history.renewed = True
+                    await renew_session()
+                    continue
                 redirected = self._router.record_failure(address, failure.leader_hint)
                 if history.add(failure, outcome, redirected=redirected):
                     delay = self._backoff.delay_s(history.waits)
@@ -379,9 +415,6 @@ class AsyncClient:
     def _key(self, key: BytesLike) -> bytes:
         return self._limits.check_key(to_bytes(key, "key"))
 
-    def _next_session(self) -> kv_pb2.Session:
-        return kv_pb2.Session(client_id=self._client_id, sequence=next(self._sequence))
-
 
 def _consistency(stale: bool) -> kv_pb2.Consistency:
     return kv_pb2.CONSISTENCY_STALE if stale else kv_pb2.CONSISTENCY_LINEARIZABLE
@@ -397,6 +430,7 @@ class _History:
         self.ambiguous = False
         self.last: AttemptFailed | None = None
         self.last_definite: AttemptFailed | None = None
+        self.renewed = False  # the write moved to a new session once already
 
     def add(self, failure: AttemptFailed, outcome: Outcome, *, redirected: bool) -> bool:
         """Record a retryable failure; True when the caller should back off before retrying.
@@ -435,6 +469,13 @@ class _History:
         if failure.code == "UNAVAILABLE":
             return Unavailable(f"no node could serve the request within {total_s:g}s ({where})")
         return Timeout(f"no answer within {total_s:g}s (last error {where})")
+
+
+def _session_expired(failure: AttemptFailed) -> bool:
+    # The server's SESSION_EXPIRED refusal (raftkv/server/kv_service.py): FAILED_PRECONDITION
+    # naming the session. Nothing else in the protocol uses that pair.
+    details = failure.details.lower()
+    return failure.code == "FAILED_PRECONDITION" and "session" in details and "expired" in details
 
 
 def _describe(failure: AttemptFailed) -> str:

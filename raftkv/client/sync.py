@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from raftkv.client._scan import ScanState
+from raftkv.client._session import DEFAULT_SESSION_WINDOW
 from raftkv.client.aio import AsyncClient
 from raftkv.client.types import (
     DEFAULT_MAX_KEY_BYTES,
@@ -52,6 +53,7 @@ class Client:
         client_id: int | None = None,
         rng: random.Random | None = None,
         channel_options: list[tuple[str, Any]] | None = None,
+        session_window: int = DEFAULT_SESSION_WINDOW,
     ) -> None:
         # Build the async client first so bad arguments raise before a thread exists.
         self._aio = AsyncClient(
@@ -65,6 +67,7 @@ class Client:
             client_id=client_id,
             rng=rng,
             channel_options=channel_options,
+            session_window=session_window,
         )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(

@@ -105,3 +105,16 @@ def test_reads_after_definite_failures_are_unavailable(cluster: FakeCluster) -> 
 
     with pytest.raises(Unavailable, match="no leader"):
         asyncio.run(main())
+
+
+def test_writes_beyond_the_session_window_wait_their_turn(cluster: FakeCluster) -> None:
+    async def main() -> None:
+        async with fast(cluster.addresses, session_window=4) as client:
+            await asyncio.gather(*(client.put(f"k{i}", "v") for i in range(30)))
+
+    asyncio.run(main())
+    seqs = [r.request.session.sequence for r in cluster.requests("Put")]
+    assert sorted(seqs) == list(range(1, 31))
+    # In arrival order, no request ran more than 3 ahead of the oldest unanswered one.
+    for n, seq in enumerate(seqs):
+        assert seq - min(seqs[n:]) < 4

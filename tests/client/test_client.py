@@ -315,3 +315,41 @@ def test_closed_client_refuses(make_client: MakeClient) -> None:
     client.close()
     with pytest.raises(RuntimeError, match="closed"):
         client.get("a")
+
+
+EXPIRED = "the client session expired: this command was not applied; start a new session"
+
+
+def test_expired_session_is_renewed_when_nothing_was_applied(
+    cluster: FakeCluster, make_client: MakeClient
+) -> None:
+    cluster.inject(Fault("Put", "abort", grpc.StatusCode.FAILED_PRECONDITION, EXPIRED))
+    client = make_client()
+    old_id = client.client_id
+    client.put("a", "1")
+    first, second = sessions(cluster, "Put")
+    assert first[0] == old_id and second[0] == client.client_id != old_id
+    assert second[1] == 1
+    assert cluster.state.store[b"a"] == b"1"
+
+
+def test_expired_session_after_an_ambiguous_attempt_is_timeout(
+    cluster: FakeCluster, make_client: MakeClient
+) -> None:
+    cluster.inject(
+        Fault("Put", "hang"),
+        Fault("Put", "abort", grpc.StatusCode.FAILED_PRECONDITION, EXPIRED),
+    )
+    client = make_client(attempt_timeout=0.2)
+    with pytest.raises(Timeout, match="outcome unknown"):
+        client.put("a", "1")
+
+
+def test_other_failed_preconditions_are_raised(
+    cluster: FakeCluster, make_client: MakeClient
+) -> None:
+    from raftkv.errors import FailedPrecondition
+
+    cluster.inject(Fault("Put", "abort", grpc.StatusCode.FAILED_PRECONDITION, "transfer running"))
+    with pytest.raises(FailedPrecondition, match="transfer running"):
+        make_client().put("a", "1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import zlib
 from pathlib import Path
@@ -39,6 +40,7 @@ from raftkv.pb import kv_pb2
         ("UNAVAILABLE", "Connection refused", False, Outcome.DEFINITE),
         ("UNAVAILABLE", "Socket closed", False, Outcome.AMBIGUOUS),
         ("UNAVAILABLE", "recvmsg:Connection reset by peer", False, Outcome.AMBIGUOUS),
+        ("UNAVAILABLE", "Socket closed", True, Outcome.AMBIGUOUS),  # relayed by a follower
         ("RESOURCE_EXHAUSTED", "too many requests", True, Outcome.DEFINITE),
         ("RESOURCE_EXHAUSTED", "Received message larger than max", False, Outcome.FATAL),
         ("DEADLINE_EXCEEDED", "Deadline Exceeded", False, Outcome.AMBIGUOUS),
@@ -234,3 +236,40 @@ def test_router_failure_with_a_new_hint_replaces_the_leader() -> None:
     router.record_success("a", "b")
     assert router.record_failure("b", "c") is True
     assert router.leader == "c"
+
+
+# ---- session window ----
+
+
+def test_session_window_bounds_sequences_in_flight() -> None:
+    from raftkv.client._session import SessionWindow
+
+    async def main() -> None:
+        window = SessionWindow(client_id=7, window=3)
+        first = [await window.acquire(1.0) for _ in range(3)]
+        assert [(s.client_id, s.sequence) for s in first if s] == [(7, 1), (7, 2), (7, 3)]
+        assert await window.acquire(0.01) is None  # 4 - 1 would span more than the window
+        assert first[1] is not None and first[0] is not None
+        await window.release(first[1])  # releasing a later one does not help the oldest
+        assert await window.acquire(0.01) is None
+        waiter = asyncio.ensure_future(window.acquire(5.0))
+        await window.release(first[0])
+        fourth = await waiter
+        assert fourth is not None and fourth.sequence == 4
+
+    asyncio.run(main())
+
+
+def test_session_window_renews_once_per_expired_session() -> None:
+    from raftkv.client._session import SessionWindow
+
+    async def main() -> None:
+        window = SessionWindow(client_id=7, window=3)
+        a, b = await window.acquire(1.0), await window.acquire(1.0)
+        assert a is not None and b is not None
+        renewed = await window.renew(a)
+        assert renewed.client_id != 7 and renewed.sequence == 1
+        again = await window.renew(b)  # the same old session: no second renewal
+        assert (again.client_id, again.sequence) == (renewed.client_id, 2)
+
+    asyncio.run(main())
