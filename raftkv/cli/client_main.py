@@ -284,8 +284,10 @@ def delete(ctx: click.Context, key: str) -> None:
 def cas(ctx: click.Context, key: str, values: tuple[str, ...], absent: bool) -> None:
     """Set KEY to NEW if its value is EXPECTED (or, with --absent, if it does not exist).
 
-    NEW '-' reads the new value from stdin.
+    With --absent, give KEY NEW (or KEY '' NEW). NEW '-' reads the new value from stdin.
     """
+    if absent and len(values) == 2 and values[0] == "":
+        values = values[1:]  # an empty EXPECTED placeholder
     wanted = 1 if absent else 2
     if len(values) != wanted:
         form = "KEY NEW with --absent" if absent else "KEY EXPECTED NEW"

@@ -81,6 +81,7 @@ def test_delete_missing_key(cluster: FakeCluster) -> None:
 
 def test_cas(cluster: FakeCluster) -> None:
     assert cli(cluster, "cas", "k", "v1", "--absent").exit_code == 0
+    assert cli(cluster, "cas", "k2", "", "v1", "--absent").exit_code == 0
     assert_one_line_error(cli(cluster, "cas", "k", "v2", "--absent"), 1, "compare-and-swap failed")
     assert_one_line_error(cli(cluster, "cas", "k", "wrong", "v2"), 1, "compare-and-swap failed")
     result = cli(cluster, "-w", "json", "cas", "k", "v1", "v2")
