@@ -119,6 +119,7 @@ class RaftNode:
         self._ready_reads: list[ReadState] = []
         self._dropped_reads: list[int] = []
         self._broadcast_needed = False
+        self._commit_broadcast_needed = False
         self._send_now: list[Message] = []
         self._send_after: list[Message] = []
         self._prev_soft = SoftState(role=self.role, leader_id=self.leader_id)
@@ -650,11 +651,11 @@ class RaftNode:
                     self._log("stepped down: no quorum heard within an election timeout")
                     self._become_follower(self.term, NO_NODE)
                     return
-            if self._transfer_target != NO_NODE:
-                self._log("aborted leadership transfer to %d", self._transfer_target)
-                self._transfer_target = NO_NODE
         if self._transfer_target != NO_NODE:
             self._transfer_elapsed += 1
+            if self._transfer_elapsed >= self.config.election_ticks:
+                self._log("aborted leadership transfer to %d", self._transfer_target)
+                self._transfer_target = NO_NODE
         if self._heartbeat_elapsed >= self.config.heartbeat_ticks:
             self._heartbeat_elapsed = 0
             self._broadcast_heartbeat()
@@ -715,6 +716,7 @@ class RaftNode:
         for peer in membership.members():
             if NodeId(peer) not in self._progress:
                 self._progress[NodeId(peer)] = self._new_progress(NodeId(peer), last)
+                self._broadcast_needed = True  # probe the newcomer now, not at the heartbeat
         for peer in list(self._progress):
             if peer not in membership.members() and peer != self.id:
                 del self._progress[peer]
@@ -825,10 +827,9 @@ class RaftNode:
                 progress.become_probe()
                 progress.become_replicate()
             progress.inflights.free_le(m.match_index)
-            if self._maybe_commit():
-                self._broadcast_needed = True
-                if self.role != Role.LEADER or m.from_id not in self._progress:
-                    return  # the commit removed us or this follower from the configuration
+            committed = self._maybe_commit()
+            if committed and (self.role != Role.LEADER or m.from_id not in self._progress):
+                return  # the commit removed us or this follower from the configuration
             if m.from_id == self._transfer_target and progress.match_index == self.log.last_index():
                 self._send_timeout_now(m.from_id)
             self._maybe_send_append(m.from_id, send_if_empty=False)
@@ -842,7 +843,10 @@ class RaftNode:
             if progress.match_index < self.log.last_index():
                 if progress.state == ProgressState.REPLICATE and was_paused:
                     progress.inflights.free_first()
-                self._maybe_send_append(m.from_id, send_if_empty=False)
+                # An append from next_index even when empty: a probe finds where the logs match,
+                # and in REPLICATE it is rejected if earlier appends were lost, which sends us
+                # back to probing from the match index (Raft section 5.3: retry indefinitely).
+                self._maybe_send_append(m.from_id, send_if_empty=True)
 
     def _maybe_commit(self) -> bool:
         match: dict[int, int] = {peer: p.match_index for peer, p in self._progress.items()}
@@ -851,6 +855,7 @@ class RaftNode:
         if index <= self.log.committed or self.log.term(index) != self.term:
             return False
         self.log.commit_to(index)
+        self._commit_broadcast_needed = True
         self._on_commit_advanced()
         return True
 
@@ -922,11 +927,18 @@ class RaftNode:
             self._seq_needed = False
             self._seq += 1
             self._broadcast_heartbeat()
-        if self._broadcast_needed:
-            self._broadcast_needed = False
+        if self._broadcast_needed or self._commit_broadcast_needed:
+            tell_commit = self._commit_broadcast_needed
+            self._broadcast_needed = self._commit_broadcast_needed = False
             for peer in self._progress:
-                if peer != self.id:
-                    self._maybe_send_append(peer, send_if_empty=False)
+                if peer == self.id:
+                    continue
+                probing = self._progress[peer].state == ProgressState.PROBE
+                sent = self._maybe_send_append(peer, send_if_empty=probing)
+                if not sent and tell_commit:
+                    # Followers apply (and serve follower reads) only once they learn the
+                    # commit index: tell them now rather than at the next heartbeat.
+                    self._send_heartbeat(peer)
 
     def _send(self, m: Message) -> None:
         if self.role == Role.LEADER and isinstance(m, AppendRequest | SnapshotRequest):

@@ -45,15 +45,6 @@ def test_grow_three_to_five_through_learners() -> None:
     cluster.one(b"without-two-old", expected=3)
 
 
-IDLE_LEARNER_BUG = (
-    "core bug: a member added by a configuration change gets a Progress with next_index = "
-    "last_index + 1 (past the change entry); in PROBE, heartbeat answers only call "
-    "_maybe_send_append(send_if_empty=False), which sends nothing when there are no entries at "
-    "next_index, so the new node never receives the log until another entry is proposed"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=IDLE_LEARNER_BUG)
 def test_learner_added_to_an_idle_cluster_catches_up() -> None:
     """A new learner receives the log even when no client writes after the change."""
     cluster = Cluster(3, seed=106)
@@ -65,7 +56,6 @@ def test_learner_added_to_an_idle_cluster_catches_up() -> None:
     cluster.caught_up([4], max_ticks=20 * ELECTION)
 
 
-@pytest.mark.xfail(strict=True, reason=IDLE_LEARNER_BUG)
 def test_joint_change_to_mostly_new_voters_completes_on_an_idle_cluster() -> None:
     """{1,2,3} -> {L,4,5}: the joint entry needs a majority of the new voters, so it must reach
     the new nodes; otherwise the cluster stays joint (and refuses further changes) forever."""
