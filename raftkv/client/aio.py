@@ -14,14 +14,16 @@ Rules:
 - Linearizable reads, writes and cluster commands go to the cached leader; stale reads go to the
   current endpoint.
 
-Coalescing (issue 10). Every operation reaches the network through one narrow seam:
-``_retry(attempt, ...)`` calls ``attempt(address, timeout_s)``, and ``_invoke`` builds that attempt
-from one request. Operations are self-contained values (request + session), so a batcher can sit
-at the seam: queue each (address, request, future) and, once per event-loop iteration (or at N
-requests), send everything queued for an address as ONE RPC, resolving each future from its own
-result. Retries stay per operation (each keeps its session sequence), so batching never weakens
-at-most-once. It needs a proto addition (``rpc Batch(BatchRequest) returns (BatchResponse)`` with
-a repeated oneof of the existing requests and per-item status), which is not made yet.
+Coalescing (issue 10), designed for, not built (it needs a proto addition). Every operation
+reaches the network through one seam: ``_retry(attempt, ...)`` calls ``attempt(address,
+timeout_s)``, which ``_invoke`` / ``_write`` build from one self-contained request (a write's
+session is already inside it). A per-address batcher can replace that attempt: queue (request,
+future), flush once per event-loop iteration (``loop.call_soon``) or at N items as ONE
+``Batch`` RPC whose items are the existing requests and whose results carry a status per item.
+Each item's status becomes that operation's AttemptFailed, and a whole-batch transport failure
+becomes the same AttemptFailed for every item, so classification, retries and session sequences
+stay per operation and batching never weakens at-most-once or per-operation linearizability.
+Concurrent writes beyond ``session_window`` wait before being queued, as they do now.
 """
 
 from __future__ import annotations
