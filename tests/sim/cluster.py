@@ -89,10 +89,13 @@ class Cluster:
         self.crash_mid_ready = 0.0
         self.nodes: dict[int, SimNode] = {}
         self._next_context = 0
-        self._snapshot_reports: list[tuple[int, int, int, int, bool]] = []
+        self._reports: list[tuple[int, int, int, int, bool | None]] = []
+        """(due tick, sender, sender lifetime, peer, snapshot result or None: unreachable)."""
         self.acknowledged: dict[int, bytes] = {}
         """index -> data of every write ``one()`` saw committed (must survive everything)."""
         self.trace: list[str] = []
+        self.pool_size = 0
+        """Random membership changes draw node ids from 1..pool_size (0: no changes)."""
         self.hold_messages = False
         """Manual mode: sent messages wait in ``outbox`` for ``deliver_where`` / ``drop_where``."""
         self.outbox: list[tuple[Message, Payload]] = []
@@ -176,20 +179,22 @@ class Cluster:
         return [n.id for n in self.live() if n.raft is not None and n.raft.role == Role.LEADER]
 
     def check_one_leader(self, max_ticks: int = 300) -> int:
-        """Run until one leader is known to a majority of the nodes at its term; return it."""
+        """Run until one leader is known to a majority of its configuration's voters at its
+        term; return it."""
         found: list[int] = []
 
         def settled() -> bool:
             leader = self.leader()
             if leader is None:
                 return False
-            term = self.raft(leader).term
-            agree = sum(
-                1
-                for n in self.live()
-                if n.raft is not None and n.raft.term == term and n.raft.leader_id == leader
-            )
-            if agree * 2 > len(self.nodes):
+            raft = self.raft(leader)
+            voters = raft.membership.all_voters() or frozenset(self.nodes)
+            agree = 0
+            for voter in voters:
+                other = self.nodes.get(voter)
+                if other is not None and other.raft is not None:
+                    agree += other.raft.term == raft.term and other.raft.leader_id == leader
+            if agree * 2 > len(voters):
                 found[:] = [leader]
                 return True
             return False
@@ -234,9 +239,15 @@ class Cluster:
             if len(n.applied) >= index and n.applied[index - 1].data == data
         )
 
+    def majority(self) -> int:
+        """A majority of the newest leader's voters (of all nodes if there is no leader)."""
+        leader = self.leader()
+        voters = self.raft(leader).membership.voters if leader is not None else self.nodes
+        return len(voters) // 2 + 1
+
     def one(self, data: bytes, expected: int | None = None, max_ticks: int = 600) -> int:
-        """Propose ``data`` until it is applied by ``expected`` nodes (default a majority)."""
-        need = expected if expected is not None else len(self.nodes) // 2 + 1
+        """Propose ``data`` until it is applied by ``expected`` nodes (default: a majority of
+        the leader's voters), retrying through leader changes (MIT 6.5840's ``one``)."""
         deadline = self.now + max_ticks
         while self.now < deadline:
             leader = self.leader()
@@ -251,11 +262,12 @@ class Cluster:
                 continue
             give_up = min(deadline, self.now + 4 * self.config_args["election_ticks"])
             while self.now < give_up:
+                need = expected if expected is not None else self.majority()
                 if self.n_committed(index, data) >= need:
                     self.acknowledged[index] = data
                     return index
                 self.run(1)
-        raise LivenessFailure(f"one({data!r}) did not reach {need} nodes within {max_ticks} ticks")
+        raise LivenessFailure(f"one({data!r}) did not reach {expected} nodes in {max_ticks} ticks")
 
     # ================================================================ membership changes
     def join(self, node_id: int) -> SimNode:
@@ -321,7 +333,7 @@ class Cluster:
     def tick(self) -> None:
         self.now += 1
         self.checker.now = self.now
-        self._report_snapshots()
+        self._deliver_reports()
         for message, payload in self.net.due(self.now):
             node = self.nodes.get(message.to_id)
             if node is not None and node.raft is not None:
@@ -446,29 +458,38 @@ class Cluster:
             if len(node.applied) < index:
                 self.checker.fail(f"node {node.id} sent snapshot at {index} beyond its applied")
             payload = tuple(node.applied[:index])
-            ok = self.net.connected(message.from_id, message.to_id)
-            self._snapshot_reports.append((self.now + 1, node.id, node.lifetime, message.to_id, ok))
         if self.on_send is not None:
             self.on_send(message)
         if self.hold_messages:
             self.outbox.append((message, payload))
-        else:
-            self.net.send(self.now, message, payload)
-
-    def _report_snapshots(self) -> None:
-        if not self._snapshot_reports:
             return
-        keep = []
-        for report in self._snapshot_reports:
-            due, sender, lifetime, peer, ok = report
+        reached = self.net.send(self.now, message, payload)
+        receiver = self.nodes.get(message.to_id)
+        reached = reached and receiver is not None and receiver.raft is not None
+        # The transport's feedback, delivered on the next tick (never inside a Ready):
+        # a finished or failed snapshot stream, or a peer it could not connect to.
+        if isinstance(message, SnapshotRequest):
+            self._reports.append((self.now + 1, node.id, node.lifetime, message.to_id, reached))
+        elif not reached:
+            self._reports.append((self.now + 1, node.id, node.lifetime, message.to_id, None))
+
+    def _deliver_reports(self) -> None:
+        if not self._reports:
+            return
+        reports, self._reports = self._reports, []
+        for report in reports:
+            due, sender, lifetime, peer, snapshot_ok = report
             if due > self.now:
-                keep.append(report)
+                self._reports.append(report)
                 continue
             node = self.nodes[sender]
-            if node.raft is not None and node.lifetime == lifetime:
-                node.raft.report_snapshot(NodeId(peer), ok)
-                self._drain(node)
-        self._snapshot_reports = keep
+            if node.raft is None or node.lifetime != lifetime:
+                continue
+            if snapshot_ok is None:
+                node.raft.report_unreachable(NodeId(peer))
+            else:
+                node.raft.report_snapshot(NodeId(peer), snapshot_ok)
+            self._drain(node)
 
     def _serve_reads(self, node: SimNode) -> None:
         if not node.reads_waiting:

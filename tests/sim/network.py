@@ -91,15 +91,17 @@ class Network:
         self.blocked = set()
 
     # -- traffic -------------------------------------------------------------------------------
-    def send(self, now: int, message: Message, payload: Payload = None) -> None:
+    def send(self, now: int, message: Message, payload: Payload = None) -> bool:
+        """Queue ``message``; False if the link is cut (the sender's transport notices, as a
+        failed connection would). Random loss is silent and returns True."""
         self.sent += 1
         if not self.connected(message.from_id, message.to_id):
             self.dropped += 1
-            return
+            return False
         faults = self.faults
         if faults.loss and self._rng.random() < faults.loss:
             self.dropped += 1
-            return
+            return True  # silent: the sender cannot tell
         copies = 2 if faults.duplicate and self._rng.random() < faults.duplicate else 1
         for _ in range(copies):
             delay = faults.min_delay_ticks
@@ -107,6 +109,7 @@ class Network:
                 delay = self._rng.randint(faults.min_delay_ticks, faults.max_delay_ticks)
             self._seq += 1
             heapq.heappush(self._in_flight, _InFlight(now + delay, self._seq, message, payload))
+        return True
 
     def due(self, now: int) -> list[tuple[Message, Payload]]:
         """Pop every message due by ``now`` whose link is still up, in delivery order."""

@@ -11,9 +11,11 @@ write proposed to it must reach every node within ``COMMIT_BOUND_TICKS``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from dataclasses import dataclass
 
 from raftkv.core.errors import CoreError
+from raftkv.core.membership import membership_of
 from tests.sim.cluster import Cluster, LivenessFailure
 from tests.sim.network import Faults
 
@@ -31,6 +33,29 @@ class RunStats:
     committed: int
     reads_served: int
     messages: int
+    fingerprint: str
+    """A digest of the whole run's trace and final state: equal for equal seeds."""
+
+
+def random_membership_change(cluster: Cluster) -> None:
+    """The leader proposes a random configuration over a pool of up to n + 2 nodes."""
+    rng = cluster.rng
+    leader = cluster.leader()
+    if leader is None:
+        return
+    pool = list(range(1, cluster.pool_size + 1))
+    voters = rng.sample(pool, rng.randint(1, min(5, len(pool))))
+    rest = [i for i in pool if i not in voters]
+    learners = rng.sample(rest, rng.randint(0, min(2, len(rest))))
+    for node_id in voters + learners:
+        if node_id not in cluster.nodes:
+            cluster.join(node_id)
+    target = membership_of(voters, learners)
+    try:
+        cluster.raft(leader).propose_conf_change(target)
+    except CoreError:
+        return
+    cluster.trace.append(f"{cluster.now}: propose {target.describe()} on {leader}")
 
 
 def build_cluster(seed: int) -> Cluster:
@@ -98,6 +123,8 @@ def nemesis_step(cluster: Cluster) -> None:
                 cluster.transfer(leader, rng.choice(ids))
     elif live and roll < 0.447:
         cluster.campaign(rng.choice(live))
+    elif cluster.pool_size and roll < 0.46:
+        random_membership_change(cluster)
 
 
 def heal_everything(cluster: Cluster) -> None:
@@ -110,8 +137,12 @@ def heal_everything(cluster: Cluster) -> None:
         cluster.restart(node_id)
 
 
-def run_schedule(seed: int, safety_ticks: int | None = None) -> RunStats:
+def run_schedule(
+    seed: int, safety_ticks: int | None = None, *, membership: bool = False
+) -> RunStats:
     cluster = build_cluster(seed)
+    if membership:
+        cluster.pool_size = len(cluster.nodes) + 2
     try:
         return _run(cluster, safety_ticks)
     except AssertionError as exc:
@@ -130,17 +161,30 @@ def _run(cluster: Cluster, safety_ticks: int | None) -> RunStats:
     healed_at = cluster.now
     cluster.check_one_leader(LEADER_BOUND_TICKS)
     leader_ticks = cluster.now - healed_at
-    index = cluster.one(b"final", expected=len(cluster.nodes), max_ticks=COMMIT_BOUND_TICKS)
-    leader = cluster.leader()
-    assert leader is not None
+    index = cluster.one(b"final", max_ticks=COMMIT_BOUND_TICKS)
+
+    def settled() -> bool:
+        leader = cluster.leader()
+        if leader is None:
+            return False
+        raft = cluster.raft(leader)
+        return not raft.membership.is_joint and raft.applied_index == raft.last_index
+
+    if not cluster.run_until(settled, COMMIT_BOUND_TICKS):
+        raise LivenessFailure("the leader did not settle on a final configuration")
+    # No more client traffic: heartbeats alone must bring every member up to date.
+    leader = cluster.check_one_leader(LEADER_BOUND_TICKS)
+    config = cluster.raft(leader).membership
+    members = sorted(i for i in config.members() if i in cluster.nodes)
     top = cluster.raft(leader).commit_index
     everyone = cluster.run_until(
-        lambda: all(len(n.applied) >= top for n in cluster.nodes.values()), COMMIT_BOUND_TICKS
+        lambda: all(len(cluster.nodes[i].applied) >= top for i in members), COMMIT_BOUND_TICKS
     )
     if not everyone:
-        raise LivenessFailure(f"not every node applied through {top} after healing")
+        raise LivenessFailure(f"not every member of {config.describe()} applied through {top}")
     cluster.checker.check_logs_fully(list(cluster.nodes.values()))
-    for node in cluster.nodes.values():
+    for node_id in members:
+        node = cluster.nodes[node_id]
         for ack_index, data in cluster.acknowledged.items():
             if node.applied[ack_index - 1].data != data:
                 raise AssertionError(f"acknowledged write at {ack_index} lost on node {node.id}")
@@ -152,4 +196,7 @@ def _run(cluster: Cluster, safety_ticks: int | None) -> RunStats:
         committed=index,
         reads_served=cluster.checker.reads_served,
         messages=cluster.net.sent,
+        fingerprint=hashlib.sha256(
+            "\n".join([*cluster.trace, cluster.describe()]).encode()
+        ).hexdigest(),
     )
