@@ -94,6 +94,26 @@ def bench_appends(root: Path, batch: int, seconds: float, rounds: int) -> tuple[
     return statistics.median(raw_rates), statistics.median(store_rates)
 
 
+def bench_open(root: Path, count: int) -> float:
+    """Seconds to open (and fully verify) a raft log of ``count`` entries of 256 B."""
+    path = root / "open"
+    store = RaftLogStore.open(path, initial_membership=M0)
+    payload = os.urandom(ENTRY_BYTES)
+    for lo in range(1, count + 1, 10_000):
+        hi = min(count + 1, lo + 10_000)
+        store.save(
+            entries=[Entry(term=Term(1), index=Index(i), data=payload) for i in range(lo, hi)]
+        )
+    store.close()
+    start = time.perf_counter()
+    store = RaftLogStore.open(path)
+    elapsed = time.perf_counter() - start
+    assert store.last_index() == count
+    store.close()
+    shutil.rmtree(path)
+    return elapsed
+
+
 def fill_state(path: Path, keys: int) -> KVStateMachine:
     sm = KVStateMachine.open(path, initial_membership=M0)
     value = b"v" * 100
@@ -160,6 +180,7 @@ def main() -> int:
     parser.add_argument("--keys", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=3.0, help="per batch size, per side")
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--log-entries", type=int, default=200_000, help="for the open test")
     parser.add_argument("--dir", type=Path, default=None, help="where to put the databases")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "STORAGE.md")
     args = parser.parse_args()
@@ -170,6 +191,8 @@ def main() -> int:
             raw, store = bench_appends(root, batch, args.seconds, args.rounds)
             rows.append((batch, raw, store))
             print(f"batch {batch}: raw {raw:,.0f}/s store {store:,.0f}/s ratio {store / raw:.2f}")
+        open_s = bench_open(root, args.log_entries)
+        print(f"open {args.log_entries} entries: {open_s:.2f} s")
         snap = bench_snapshot(root, args.keys)
         print(snap)
     finally:
@@ -191,6 +214,11 @@ def main() -> int:
     for batch, raw, store in rows:
         lines.append(f"| {batch} | {raw:,.0f} | {store:,.0f} | {store / raw:.2f} |")
     mb, s = snap["stream_mb"], snap["stream_s"]
+    lines += [
+        "",
+        f"Opening a log of {args.log_entries:,} entries (verifying every checksum): "
+        f"{open_s:.2f} s ({args.log_entries / open_s:,.0f} entries/s).",
+    ]
     lines += [
         "",
         f"## Snapshots ({args.keys:,} keys of 16 B with 100 B values)",

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from raftkv.core.types import SnapshotMeta
 from raftkv.kv import layout
-from raftkv.kv.errors import SnapshotFormatError
+from raftkv.kv.errors import SnapshotFormatError, StateMachineError
 from raftkv.kv.state_machine import KVStateMachine
 from raftkv.storage.fsutil import fsync_dir
 from raftkv.storage.leveldb import Batch, LevelDB, Snapshot, is_internal_key
@@ -46,6 +46,7 @@ _RECORD = struct.Struct(">BII")
 _END = struct.Struct(">BQ")
 _CRC = struct.Struct(">I")
 _BATCH_BYTES = 4 << 20
+_BLOCK_BYTES = 64 << 10
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,18 +68,25 @@ def _read_meta(snapshot: Snapshot) -> SnapshotMeta:
 
 
 def _stream_bytes(snapshot: Snapshot) -> Iterator[bytes]:
-    """The stream as pieces (not yet chunked)."""
+    """The stream as blocks of about ``_BLOCK_BYTES`` (not yet chunked)."""
     crc = zlib.crc32(MAGIC)
     yield MAGIC
     count = 0
+    parts: list[bytes] = []
+    size = 0
+    pack = _RECORD.pack
     for key, value in snapshot.items():
         if is_internal_key(key):
             continue
-        piece = _RECORD.pack(_TAG_RECORD, len(key), len(value)) + key + value
-        crc = zlib.crc32(piece, crc)
+        parts += (pack(_TAG_RECORD, len(key), len(value)), key, value)
+        size += _RECORD.size + len(key) + len(value)
         count += 1
-        yield piece
-    end = _END.pack(_TAG_END, count)
+        if size >= _BLOCK_BYTES:
+            block = b"".join(parts)
+            crc = zlib.crc32(block, crc)
+            yield block
+            parts, size = [], 0
+    end = b"".join(parts) + _END.pack(_TAG_END, count)
     yield end + _CRC.pack(zlib.crc32(end, crc))
 
 
@@ -134,51 +142,62 @@ class _StreamParser:
 
     def _parse(self) -> None:
         buf = self._buffer
-        pos = 0
+        first = 0
         if not self._seen_magic:
             if len(buf) < len(MAGIC):
                 return
             if bytes(buf[: len(MAGIC)]) != MAGIC:
                 raise SnapshotFormatError("not a raftkv snapshot stream (bad magic)")
-            self._crc = zlib.crc32(MAGIC)
             self._seen_magic = True
-            pos = len(MAGIC)
-        while len(buf) - pos >= 1:
-            tag = buf[pos]
+            first = len(MAGIC)  # consumed, and covered by the checksum like the records
+        view = memoryview(buf)
+        try:
+            pos = self._parse_records(view, first)
+        finally:
+            view.release()
+        del buf[:pos]
+
+    def _parse_records(self, view: memoryview, pos: int) -> int:
+        """Consume whole records from ``view[pos:]``; returns where consumption ended. The
+        checksum covers ``view`` from 0 to there."""
+        size = len(view)
+        start = 0
+        unpack = _RECORD.unpack_from
+        while pos < size:
+            tag = view[pos]
             if tag == _TAG_RECORD:
-                if len(buf) - pos < _RECORD.size:
+                if size - pos < _RECORD.size:
                     break
-                _, klen, vlen = _RECORD.unpack_from(buf, pos)
-                size = _RECORD.size + klen + vlen
-                if len(buf) - pos < size:
+                _, klen, vlen = unpack(view, pos)
+                k0 = pos + _RECORD.size
+                if size - k0 < klen + vlen:
                     break
-                record = bytes(buf[pos : pos + size])
-                key = record[_RECORD.size : _RECORD.size + klen]
-                value = record[_RECORD.size + klen :]
-                self._crc = zlib.crc32(record, self._crc)
-                self._count += 1
+                key = bytes(view[k0 : k0 + klen])
+                value = bytes(view[k0 + klen : k0 + klen + vlen])
                 if key == layout.META_KEY:
                     self.meta = layout.StateMeta.decode(value).snapshot_meta()
                 self._put(key, value)
-                pos += size
+                self._count += 1
+                pos = k0 + klen + vlen
             elif tag == _TAG_END:
-                if len(buf) - pos < _END.size + _CRC.size:
+                if size - pos < _END.size + _CRC.size:
                     break
-                _, count = _END.unpack_from(buf, pos)
-                self._crc = zlib.crc32(bytes(buf[pos : pos + _END.size]), self._crc)
-                (crc,) = _CRC.unpack_from(buf, pos + _END.size)
-                if count != self._count or crc != self._crc:
+                _, count = _END.unpack_from(view, pos)
+                crc = zlib.crc32(view[start : pos + _END.size], self._crc)
+                (expected,) = _CRC.unpack_from(view, pos + _END.size)
+                if count != self._count or crc != expected:
                     raise SnapshotFormatError(
                         f"snapshot stream checksum mismatch (records {self._count}/{count})"
                     )
                 pos += _END.size + _CRC.size
-                if pos != len(buf):
+                if pos != size:
                     raise SnapshotFormatError("data after the end of the snapshot stream")
                 self.finished = True
-                break
+                return pos
             else:
                 raise SnapshotFormatError(f"unknown record tag {tag} in snapshot stream")
-        del buf[:pos]
+        self._crc = zlib.crc32(view[start:pos], self._crc)
+        return pos
 
     def _put(self, key: bytes, value: bytes) -> None:
         self._batch.put(key, value)
@@ -244,6 +263,12 @@ class SnapshotInstaller:
         meta = self._parser.finish()
         if self._checksum is not None and self._checksum != self._crc:
             raise SnapshotFormatError("snapshot stream checksum mismatch")
+        if meta.index < self._state.applied_index():
+            # The applied index never moves backwards (DESIGN, "Invariants").
+            raise StateMachineError(
+                f"snapshot at index {meta.index} is behind the applied index "
+                f"{self._state.applied_index()} of {self._state.path}"
+            )
         self._fault("written")
         seal(self._db, self._fault)
         self._state.close()

@@ -58,11 +58,13 @@ def recover_state_dir(target: Path) -> None:
             log.warning("restoring %s from %s", target, old)
             os.rename(old, target)
             fsync_dir(target.parent)
+    removed = False
     for leftover in (new, old):
         if leftover.exists():
             log.warning("removing leftover directory %s from an interrupted install", leftover)
             shutil.rmtree(leftover)
-    if target.parent.exists():
+            removed = True
+    if removed:
         fsync_dir(target.parent)
 
 

@@ -20,7 +20,7 @@ from raftkv.kv import (
     restore_backup,
     snapshot_chunks,
 )
-from raftkv.kv.errors import SnapshotFormatError
+from raftkv.kv.errors import SnapshotFormatError, StateMachineError
 from raftkv.kv.snapshot import install_stream, read_file_pieces
 from raftkv.storage import DataDirError
 
@@ -213,7 +213,21 @@ def test_install_stream_from_backup_file(tmp_path: Path, leader: KVStateMachine)
     backup_to_file(leader, backup)
     follower = KVStateMachine.open(tmp_path / "f" / "state", initial_membership=M0)
     follower.apply([Entry(term=Term(1), index=Index(1), kind=EntryKind.NORMAL, data=b"")])
-    meta = install_stream(follower, read_file_pieces(backup, 777))
+    meta = install_stream(follower, read_file_pieces(backup, 7))
     assert meta == leader.snapshot_meta()
     assert contents(follower) == contents(leader)
+    follower.close()
+
+
+def test_older_snapshot_refused(tmp_path: Path, leader: KVStateMachine) -> None:
+    follower = KVStateMachine.open(tmp_path / "f" / "state", initial_membership=M0)
+    fill(follower, 400, prefix=b"newer")
+    before = contents(follower)
+    installer = SnapshotInstaller(follower)
+    for chunk in snapshot_chunks(leader):
+        installer.add(chunk)
+    with pytest.raises(StateMachineError, match="behind the applied index 400"):
+        installer.commit()
+    installer.abort()
+    assert contents(follower) == before and follower.applied_index() == 400
     follower.close()

@@ -1,20 +1,25 @@
-"""Crash safety: a forked child writes through RaftLogStore + KVStateMachine and is SIGKILLed at
-random points; after each kill the data directory is reopened and checked.
+"""Crash safety: a child writes through RaftLogStore + KVStateMachine and is SIGKILLed at random
+points; after each kill the data directory is reopened and checked.
 
-The child reports on a pipe only after a call returned: ``D last term commit`` after save(),
-``A applied`` after apply(). After a kill the parent checks: the log opens (checksums, contiguity),
-every entry is the one the child wrote for its index and terms never decrease (a valid prefix),
-the hard state and the committed entries it reported are there, the state DB has at least what
-was reported applied (a process crash loses no written batch), never more than was committed,
-and equals the log replayed up to its applied index. RAFTKV_CRASH_ITERATIONS sets the count.
+The child (started by a forkserver) reports on a pipe only after a call returned:
+``("D", last, term, commit)`` after save(), ``("A", applied)`` after apply(). After a kill the
+parent checks: the log opens (checksums, contiguity), every entry is the one the child wrote for
+its index and terms never decrease (a valid prefix), the hard state and the committed entries it
+reported are there, the state DB has at least what was reported applied (a process crash loses
+no written batch), never more than was committed, and equals the log replayed up to its applied
+index. RAFTKV_CRASH_ITERATIONS sets the number of kills.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import pickle
 import random
 import signal
+from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 from raftkv.core.membership import membership_of
 from raftkv.core.types import Entry, HardState, Index, NodeId, Term
@@ -23,7 +28,7 @@ from raftkv.pb import kv_pb2
 
 M0 = membership_of([1])
 KEYS = 50
-ITERATIONS = int(os.environ.get("RAFTKV_CRASH_ITERATIONS", "250"))
+ITERATIONS = int(os.environ.get("RAFTKV_CRASH_ITERATIONS", "200"))
 
 
 def command(index: int) -> bytes:
@@ -37,9 +42,8 @@ def open_node(path: Path):  # type: ignore[no-untyped-def]
     return open_node_storage(path, cluster_id="crash", node_id=1, initial_membership=M0)
 
 
-def child(path: Path, seed: int, wfd: int) -> None:
+def child(path: Path, seed: int, conn: Connection) -> None:
     rng = random.Random(seed)
-    out = os.fdopen(wfd, "w", buffering=1)
     node = open_node(path)
     raft, state = node.log, node.state
     compactor = node.compactor(snapshot_threshold=120, trailing_entries=30)
@@ -60,50 +64,47 @@ def child(path: Path, seed: int, wfd: int) -> None:
             hard_state=HardState(term=Term(term), vote=NodeId(1), commit=Index(commit)),
             entries=batch,
         )
-        out.write(f"D {lo + n - 1} {term} {commit}\n")
+        conn.send(("D", lo + n - 1, term, commit))
         applied = state.applied_index()
         if commit > applied:
             state.apply(raft.entries(Index(applied + 1), Index(commit + 1)))
-            out.write(f"A {commit}\n")
+            conn.send(("A", commit))
         compactor.maybe_compact()
 
 
-def run_and_kill(path: Path, seed: int, lines_before_kill: int) -> list[list[int]]:
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        code = 0
-        try:
-            os.close(r)
-            child(path, seed, w)
-        except BaseException:
-            import traceback
+# A forkserver starts children from a clean interpreter: forking pytest itself would copy
+# whatever threads other tests started (gRPC, asyncio) into the child.
+CONTEXT = multiprocessing.get_context("forkserver")
+CONTEXT.set_forkserver_preload(["__main__", "raftkv.kv", "raftkv.pb.kv_pb2", __name__])
 
-            traceback.print_exc()
-            code = 1
-        finally:
-            os._exit(code)
-    os.close(w)
-    reader = os.fdopen(r, "r")
-    lines: list[str] = []
-    while len(lines) < lines_before_kill:
-        line = reader.readline()
-        if not line:
-            break
-        lines.append(line)
-    os.kill(pid, signal.SIGKILL)
-    _, status = os.waitpid(pid, 0)
-    assert os.WIFSIGNALED(status), "the child died on its own (see its traceback above)"
-    lines.extend(reader.readlines())  # reported before the kill, still in the pipe
+
+def run_and_kill(path: Path, seed: int, reports_before_kill: int) -> list[tuple[Any, ...]]:
+    reader, writer = CONTEXT.Pipe(duplex=False)
+    proc = CONTEXT.Process(target=child, args=(path, seed, writer), daemon=True)
+    proc.start()
+    writer.close()
+    reports: list[tuple[Any, ...]] = []
+    try:
+        while len(reports) < reports_before_kill:
+            reports.append(reader.recv())
+    except EOFError:
+        pass
+    assert proc.pid is not None
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.join()
+    assert proc.exitcode == -signal.SIGKILL, "the child died on its own (see its traceback)"
+    # What it reported before the kill is still in the pipe; a message cut by the kill is not
+    # a report (it was not fully sent).
+    try:
+        while True:
+            reports.append(reader.recv())
+    except (EOFError, OSError, pickle.UnpicklingError):
+        pass
     reader.close()
-    return [
-        [int(x) if x.isdigit() else x for x in line.split()]
-        for line in lines
-        if line.endswith("\n")
-    ]  # type: ignore[misc]
+    return reports
 
 
-def check(path: Path, reports: list[list[int]], floor: dict[str, int]) -> None:
+def check(path: Path, reports: list[tuple[Any, ...]], floor: dict[str, int]) -> None:
     durable = [r for r in reports if r[0] == "D"]
     applied_reports = [r[1] for r in reports if r[0] == "A"]
     node = open_node(path)
@@ -143,7 +144,7 @@ def test_sigkill_at_random_points(tmp_path: Path) -> None:
     path = tmp_path / "node"
     floor = {"commit": 0, "applied": 0}
     for i in range(ITERATIONS):
-        reports = run_and_kill(path, seed=i, lines_before_kill=rng.choice([0, 1, 2, 5, 20, 60]))
+        reports = run_and_kill(path, seed=i, reports_before_kill=rng.choice([0, 1, 2, 5, 20, 60]))
         check(path, reports, floor)
     node = open_node(path)
     # The run went far enough to exercise compaction and truncation many times over.
