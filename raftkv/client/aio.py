@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
+from raftkv.client._history import History, session_expired
 from raftkv.client._policy import Backoff, Outcome, classify
 from raftkv.client._router import Router, parse_endpoints
 from raftkv.client._scan import ScanState
@@ -56,10 +57,8 @@ from raftkv.client.types import (
 )
 from raftkv.errors import (
     Overloaded,
-    RaftKVError,
     ServerError,
     Timeout,
-    Unavailable,
     error_for_status,
 )
 from raftkv.pb import kv_pb2
@@ -384,7 +383,7 @@ class AsyncClient:
         total = self._timeout if timeout is None else timeout
         deadline = loop.time() + total
         per_attempt = self._attempt_timeout if attempt_timeout is None else attempt_timeout
-        history = _History(endpoints=len(self._router.endpoints))
+        history = History(endpoints=len(self._router.endpoints))
         while (remaining := deadline - loop.time()) > _MIN_ATTEMPT_S:
             address = self._router.pick(leader=leader)
             try:
@@ -393,7 +392,7 @@ class AsyncClient:
                 outcome = classify(failure.code, failure.details, server_spoke=failure.server_spoke)
                 log.debug("attempt at %s failed (%s): %s", address, outcome.value, failure)
                 if outcome is Outcome.FATAL:
-                    if renew_session is None or not _session_expired(failure):
+                    if renew_session is None or not session_expired(failure):
                         raise error_for_status(failure.code, failure.details) from None
                     # This attempt was not applied; an earlier one may have been.
                     if history.ambiguous or history.renewed:
@@ -420,65 +419,3 @@ class AsyncClient:
 
 def _consistency(stale: bool) -> kv_pb2.Consistency:
     return kv_pb2.CONSISTENCY_STALE if stale else kv_pb2.CONSISTENCY_LINEARIZABLE
-
-
-class _History:
-    """What the failed attempts of one operation add up to: whether to wait, and the final error."""
-
-    def __init__(self, endpoints: int) -> None:
-        self.endpoints = endpoints
-        self.failures = 0
-        self.waits = 0
-        self.ambiguous = False
-        self.last: AttemptFailed | None = None
-        self.last_definite: AttemptFailed | None = None
-        self.renewed = False  # the write moved to a new session once already
-
-    def add(self, failure: AttemptFailed, outcome: Outcome, *, redirected: bool) -> bool:
-        """Record a retryable failure; True when the caller should back off before retrying.
-
-        Wait when the cluster itself said "not now" (no leader, overloaded), after a whole round
-        of endpoints failed, or when redirects keep going in circles; a fresh redirect is
-        followed at once.
-        """
-        self.failures += 1
-        self.last = failure
-        if outcome is Outcome.AMBIGUOUS:
-            self.ambiguous = True
-        else:
-            self.last_definite = failure
-        if redirected:
-            wait = self.failures > 2 * self.endpoints
-        else:
-            wait = failure.server_spoke or self.failures % self.endpoints == 0
-        self.waits += wait
-        return wait
-
-    def final_error(self, *, write: bool, total_s: float) -> RaftKVError:
-        if self.last is None:
-            return Timeout(f"deadline of {total_s:g}s passed before any attempt")
-        if write and self.ambiguous:
-            # An attempt may have been applied (and may still be): the outcome is unknown.
-            return Timeout(
-                f"outcome unknown after {total_s:g}s (last error {_describe(self.last)})"
-            )
-        # Nothing was applied. Name the most telling reason: what a server or the transport said
-        # definitely, rather than the deadline that merely cut the last attempt short.
-        failure = self.last_definite or self.last
-        where = _describe(failure)
-        if failure.code == "RESOURCE_EXHAUSTED":
-            return Overloaded(f"cluster overloaded for {total_s:g}s ({where})")
-        if failure.code == "UNAVAILABLE":
-            return Unavailable(f"no node could serve the request within {total_s:g}s ({where})")
-        return Timeout(f"no answer within {total_s:g}s (last error {where})")
-
-
-def _session_expired(failure: AttemptFailed) -> bool:
-    # The server's SESSION_EXPIRED refusal (raftkv/server/kv_service.py): FAILED_PRECONDITION
-    # naming the session. Nothing else in the protocol uses that pair.
-    details = failure.details.lower()
-    return failure.code == "FAILED_PRECONDITION" and "session" in details and "expired" in details
-
-
-def _describe(failure: AttemptFailed) -> str:
-    return f"{failure.code}: {failure.details}" if failure.details else failure.code

@@ -5,7 +5,7 @@ the next scripted event, and the "server" deduplicates by session like the real 
 generates the scripts.
 - success           => applied exactly once
 - Unavailable       => not applied (every attempt was definitely refused)
-- Timeout           => some attempt was ambiguous
+- Timeout           => some attempt was ambiguous (or there was no time for any)
 - InvalidArgument   => not applied, and nothing was retried after it
 - every attempt carried the same (client_id, sequence)
 """
@@ -93,13 +93,13 @@ class ScriptedServer:
                 )
 
 
-def run(script: list[str]) -> tuple[ScriptedServer, RaftKVError | None]:
+def run(script: list[str], timeout: float = 0.05) -> tuple[ScriptedServer, RaftKVError | None]:
     server = ScriptedServer(script)
 
     async def main() -> RaftKVError | None:
         client = AsyncClient(
             ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"],
-            timeout=0.03,
+            timeout=timeout,
             backoff_base=0.0001,
             backoff_max=0.001,
         )
@@ -120,7 +120,7 @@ def run(script: list[str]) -> tuple[ScriptedServer, RaftKVError | None]:
 def test_a_writes_outcome_is_truthful(script: list[str]) -> None:
     server, error = run(script)
     applications = sum(server.applied.values())
-    assert len(set(server.sessions_seen)) == 1
+    assert len(set(server.sessions_seen)) <= 1
     assert server.after_fatal == 0
     if error is None:
         assert applications == 1
@@ -130,9 +130,9 @@ def test_a_writes_outcome_is_truthful(script: list[str]) -> None:
         assert applications == 0 and not server.ambiguous
     else:
         assert isinstance(error, Timeout)
-        assert server.ambiguous
+        assert server.ambiguous or not server.sessions_seen  # or no time for any attempt
 
 
 def test_an_ok_after_failures_succeeds() -> None:
-    server, error = run(["connect", "redirect", "lost", "overloaded", "ok"])
+    server, error = run(["connect", "redirect", "lost", "overloaded", "ok"], timeout=10.0)
     assert error is None and sum(server.applied.values()) == 1
