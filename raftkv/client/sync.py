@@ -25,6 +25,7 @@ from raftkv.client.types import (
     DEFAULT_MAX_VALUE_BYTES,
     BytesLike,
     NodeStatus,
+    ScanPage,
     SnapshotInfo,
 )
 
@@ -88,6 +89,10 @@ class Client:
     def client_id(self) -> int:
         return self._aio.client_id
 
+    @property
+    def timeout(self) -> float:
+        return self._aio.timeout
+
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         if self._closed:
             coroutine.close()
@@ -128,6 +133,22 @@ class Client:
         timeout: float | None = None,
     ) -> bool:
         return self._run(self._aio.cas(key, expected, new, timeout=timeout))
+
+    def scan_page(
+        self,
+        prefix: BytesLike = b"",
+        *,
+        start: BytesLike | None = None,
+        end: BytesLike | None = None,
+        limit: int = 0,
+        stale: bool = False,
+        timeout: float | None = None,
+    ) -> ScanPage:
+        return self._run(
+            self._aio.scan_page(
+                prefix, start=start, end=end, limit=limit, stale=stale, timeout=timeout
+            )
+        )
 
     def scan(
         self,

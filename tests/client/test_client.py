@@ -104,6 +104,8 @@ def test_scan_limit_range_and_laziness(cluster: FakeCluster, make_client: MakeCl
     assert [k for k, _ in client.scan(limit=3)] == [b"a", b"b", b"c"]
     assert [k for k, _ in client.scan(start="b", end="e")] == [b"b", b"c", b"d"]
     assert list(client.scan(limit=0)) == []
+    page = client.scan_page(limit=2)
+    assert page.items == ((b"a", b"A"), (b"b", b"B")) and page.more and page.next_start == b"c"
     before = len(cluster.requests("Scan"))
     iterator = client.scan()
     assert next(iterator) == (b"a", b"A")
