@@ -142,10 +142,15 @@ class SessionTable:
             self._removed.discard(client_id)
         session.results[sequence] = result
         if sequence > session.newest:
+            step = sequence - session.newest
             session.newest = sequence
             floor = sequence - self.config.window
-            for old in [s for s in session.results if s <= floor]:
-                del session.results[old]
+            if step == 1:
+                # Every remembered sequence was above the old floor: only one can fall out.
+                session.results.pop(floor, None)
+            else:
+                for old in [s for s in session.results if s <= floor]:
+                    del session.results[old]
         self._use(session, index, clock_ms)
         while len(self._sessions) > self.config.max_sessions:
             self._drop(next(iter(self._sessions)))

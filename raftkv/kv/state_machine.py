@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -197,18 +197,26 @@ class KVStateMachine:
         outcomes: list[ApplyOutcome] = []
         overlay: dict[bytes, bytes | None] = {}
         meta = self._meta
-        for entry in entries:
-            if entry.index <= meta.applied_index:
-                continue  # already applied before a restart: the log is replayed from applied+1
-            if entry.index != meta.applied_index + 1:
-                raise StateMachineError(
-                    f"state DB {self.path}: entry {entry.index} does not follow applied index "
-                    f"{meta.applied_index}"
-                )
-            outcome, meta = self._apply_one(entry, meta, overlay)
+        applied, term = meta.applied_index, meta.applied_term
+        clock, membership = meta.clock_ms, meta.membership
+        # Entries at or below the applied index were applied before a restart (the log is
+        # replayed from applied + 1). The rest must follow on without gaps; checked before
+        # anything changes, so a refusal leaves memory and disk as they were.
+        fresh = [e for e in entries if e.index > applied]
+        if fresh and (fresh[0].index != applied + 1 or fresh[-1].index != applied + len(fresh)):
+            raise StateMachineError(
+                f"state DB {self.path}: entries {fresh[0].index}..{fresh[-1].index} do not "
+                f"follow applied index {applied} contiguously"
+            )
+        for entry in fresh:
+            outcome, clock, membership = self._apply_one(entry, clock, membership, overlay)
             outcomes.append(outcome)
-        if meta is self._meta:
+            applied, term = entry.index, entry.term
+        if not outcomes:
             return outcomes
+        meta = layout.StateMeta(
+            applied_index=applied, applied_term=term, clock_ms=clock, membership=membership
+        )
         with self._db.batch(sync=False) as batch:
             for key, value in overlay.items():
                 if value is None:
@@ -225,37 +233,43 @@ class KVStateMachine:
         return outcomes
 
     def _apply_one(
-        self, entry: Entry, meta: layout.StateMeta, overlay: dict[bytes, bytes | None]
-    ) -> tuple[ApplyOutcome, layout.StateMeta]:
-        meta = replace(meta, applied_index=entry.index, applied_term=entry.term)
+        self,
+        entry: Entry,
+        clock: int,
+        membership: Membership,
+        overlay: dict[bytes, bytes | None],
+    ) -> tuple[ApplyOutcome, int, Membership]:
+        """Apply one entry; returns its outcome and the (possibly new) clock and membership."""
 
         def outcome(status: ApplyStatus, **fields: Any) -> ApplyOutcome:
             return ApplyOutcome(index=entry.index, term=entry.term, status=status, **fields)
 
         if entry.kind == EntryKind.CONF_CHANGE:
             try:
-                membership = decode_membership(entry.data)
+                new_membership = decode_membership(entry.data)
             except MembershipDecodeError as exc:
                 log.error(
                     "entry %d: undecodable configuration applied as a no-op: %s", entry.index, exc
                 )
-                return outcome(ApplyStatus.INVALID), meta
-            meta = replace(meta, membership=membership)
-            return outcome(ApplyStatus.CONF_CHANGE, membership=membership), meta
+                return outcome(ApplyStatus.INVALID), clock, membership
+            return (
+                outcome(ApplyStatus.CONF_CHANGE, membership=new_membership),
+                clock,
+                new_membership,
+            )
         if not entry.data:
-            return outcome(ApplyStatus.NOOP), meta
+            return outcome(ApplyStatus.NOOP), clock, membership
         command = kv_pb2.Command()
         try:
             command.ParseFromString(entry.data)
         except DecodeError as exc:
             log.error("entry %d: undecodable command applied as a no-op: %s", entry.index, exc)
-            return outcome(ApplyStatus.INVALID), meta
+            return outcome(ApplyStatus.INVALID), clock, membership
         op = command.WhichOneof("op")
         if op is None:
             log.error("entry %d: command without an operation applied as a no-op", entry.index)
-            return outcome(ApplyStatus.INVALID), meta
-        clock = max(meta.clock_ms, command.issued_at_ms)
-        meta = replace(meta, clock_ms=clock)
+            return outcome(ApplyStatus.INVALID), clock, membership
+        clock = max(clock, command.issued_at_ms)
         client, seq = command.client_id, command.sequence
         if client:
             self._sessions.expire(clock)
@@ -265,16 +279,21 @@ class KVStateMachine:
                 if verdict == Verdict.DUPLICATE:
                     assert stored is not None
                     result = kv_pb2.CommandResult.FromString(stored)
-                    return outcome(
-                        ApplyStatus.DUPLICATE, result=result, client_id=client, sequence=seq
-                    ), meta
-                return outcome(ApplyStatus.SESSION_EXPIRED, client_id=client, sequence=seq), meta
+                    status = ApplyStatus.DUPLICATE
+                    return (
+                        outcome(status, result=result, client_id=client, sequence=seq),
+                        clock,
+                        membership,
+                    )
+                status = ApplyStatus.SESSION_EXPIRED
+                return outcome(status, client_id=client, sequence=seq), clock, membership
         result = self._execute(command, op, entry.index, overlay)
         if client:
             self._sessions.record(
                 client, seq, result.SerializeToString(), index=entry.index, clock_ms=clock
             )
-        return outcome(ApplyStatus.APPLIED, result=result, client_id=client, sequence=seq), meta
+        status = ApplyStatus.APPLIED
+        return outcome(status, result=result, client_id=client, sequence=seq), clock, membership
 
     def _execute(
         self, command: kv_pb2.Command, op: str, index: int, overlay: dict[bytes, bytes | None]

@@ -111,7 +111,7 @@ def test_restart_resumes_after_applied_index(tmp_path: Path) -> None:
     out = sm.apply(entries[3:])
     assert [o.index for o in out] == [7, 8, 9, 10]
     assert sm.applied_index() == 10
-    with pytest.raises(StateMachineError, match="does not follow"):
+    with pytest.raises(StateMachineError, match="do not follow applied index 10"):
         sm.apply([Entry(term=Term(1), index=Index(12), data=put(b"x", b"y"))])
     sm.close()
 
