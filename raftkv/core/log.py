@@ -26,11 +26,15 @@ class RaftLog:
         self.pending_snapshot: SnapshotMeta | None = None
         self._unstable: list[Entry] = []
         self._unstable_offset = Index(storage.last_index() + 1)
-        self.committed = Index(max(storage.hard_state().commit, meta.index))
         self.applied = Index(max(applied, meta.index))
-        if self.applied > self.committed:
+        # The commit index is persisted without fsync, so it may lag the state machine after a
+        # machine crash; everything applied was committed (and is in the durable log), so the
+        # applied index is a safe lower bound.
+        self.committed = Index(max(storage.hard_state().commit, self.applied))
+        if self.applied > storage.last_index():
             raise ValueError(
-                f"applied index {self.applied} is beyond the persisted commit {self.committed}"
+                f"applied index {self.applied} is beyond the last log index "
+                f"{storage.last_index()}: the raft log lost entries the state machine applied"
             )
 
     # -- queries ------------------------------------------------------------------------------

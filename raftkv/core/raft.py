@@ -293,6 +293,10 @@ class RaftNode:
             committed=tuple(self.log.next_committed(self.config.max_committed_bytes_per_ready)),
             reads=tuple(self._ready_reads),
             dropped_reads=tuple(self._dropped_reads),
+            must_sync=bool(self.log.unstable_entries())
+            or self.log.pending_snapshot is not None
+            or hard.term != self._prev_hard.term
+            or hard.vote != self._prev_hard.vote,
         )
         self._send_now.clear()
         self._send_after.clear()

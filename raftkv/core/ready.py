@@ -7,7 +7,8 @@ input into the core between ``ready()`` and ``advance()``:
    section 10.2.1: a leader may replicate while it persists, it counts itself only afterwards).
 2. persist: ``snapshot`` (install it, resetting the log to start after it), then ``entries``
    (entries[0].index may be <= the stored last index: delete the stored suffix from there first),
-   then ``hard_state``, durably (fsync) and atomically.
+   then ``hard_state``, atomically, and durably (fsync) when ``must_sync`` says so. A change of
+   the commit index alone need not be synced: after a crash it is learned again.
 3. ``send_after_persist``: only now, because they promise what step 2 made durable (a vote, an
    append acknowledgement).
 4. apply ``committed`` in order (they may include entries persisted in step 2).
@@ -65,6 +66,8 @@ class Ready:
     reads: tuple[ReadState, ...]
     dropped_reads: tuple[int, ...]
     """Contexts of reads this node can no longer confirm (it lost leadership or its leader)."""
+    must_sync: bool = True
+    """Whether step 2 must fsync: new entries, a snapshot, or a new term or vote."""
 
     def must_persist(self) -> bool:
         return bool(self.entries) or self.hard_state is not None or self.snapshot is not None
