@@ -184,6 +184,7 @@ def main() -> int:
     parser.add_argument("--dir", type=Path, default=None, help="where to put the databases")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "STORAGE.md")
     args = parser.parse_args()
+    load_start = os.getloadavg()[0]
     root = Path(tempfile.mkdtemp(prefix="raftkv-bench-", dir=args.dir))
     try:
         rows = []
@@ -204,6 +205,8 @@ def main() -> int:
         f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M UTC}",
         f"- machine: {machine()}",
         f"- disk: the filesystem holding {args.dir or tempfile.gettempdir()}",
+        f"- load average (1 min) at start / end: {load_start:.1f} / {os.getloadavg()[0]:.1f} "
+        "(other work on the box slows both sides alike; absolute rates drift with it)",
         f"- command: `{command.strip()}`",
         "",
         "## Durable appends (entries of 256 B, one WriteBatch(sync=True) per batch)",

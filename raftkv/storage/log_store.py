@@ -282,8 +282,7 @@ class RaftLogStore:
                         new_conf.append((entry.index, decode_membership(entry.data)))
                     except MembershipDecodeError as exc:
                         raise StorageError(f"conf change entry {entry.index}: {exc}") from None
-            entry_key, encode_entry = codec.entry_key, codec.encode_entry
-            batch.put_many([(entry_key(e.index), encode_entry(e)) for e in entries])
+            batch.put_many(codec.encode_entries(entries))
         if hard_state is not None:
             batch.put(codec.HARD_STATE_KEY, codec.encode_hard_state(hard_state))
         if batch.count == 0:

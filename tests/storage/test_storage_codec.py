@@ -29,6 +29,13 @@ def test_entry_round_trip(entry: Entry) -> None:
     assert codec.decode_entry(entry.index, codec.encode_entry(entry)) == entry
 
 
+@given(st.lists(entries, max_size=5))
+def test_batch_encoding_matches_single(batch: list[Entry]) -> None:
+    assert codec.encode_entries(batch) == [
+        (codec.entry_key(e.index), codec.encode_entry(e)) for e in batch
+    ]
+
+
 @settings(max_examples=300)
 @given(entries, st.data())
 def test_any_single_byte_damage_is_detected(entry: Entry, data: st.DataObject) -> None:
