@@ -167,3 +167,27 @@ class ReadIndexResponse(_message.Message):
 class PeerAck(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class PeerMessage(_message.Message):
+    __slots__ = ("vote_request", "vote_response", "append_request", "append_response", "timeout_now", "read_index_request", "read_index_response")
+    VOTE_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    VOTE_RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    APPEND_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    APPEND_RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_NOW_FIELD_NUMBER: _ClassVar[int]
+    READ_INDEX_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    READ_INDEX_RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    vote_request: VoteRequest
+    vote_response: VoteResponse
+    append_request: AppendRequest
+    append_response: AppendResponse
+    timeout_now: TimeoutNowRequest
+    read_index_request: ReadIndexRequest
+    read_index_response: ReadIndexResponse
+    def __init__(self, vote_request: _Optional[_Union[VoteRequest, _Mapping]] = ..., vote_response: _Optional[_Union[VoteResponse, _Mapping]] = ..., append_request: _Optional[_Union[AppendRequest, _Mapping]] = ..., append_response: _Optional[_Union[AppendResponse, _Mapping]] = ..., timeout_now: _Optional[_Union[TimeoutNowRequest, _Mapping]] = ..., read_index_request: _Optional[_Union[ReadIndexRequest, _Mapping]] = ..., read_index_response: _Optional[_Union[ReadIndexResponse, _Mapping]] = ...) -> None: ...
+
+class PeerBatch(_message.Message):
+    __slots__ = ("messages",)
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    messages: _containers.RepeatedCompositeFieldContainer[PeerMessage]
+    def __init__(self, messages: _Optional[_Iterable[_Union[PeerMessage, _Mapping]]] = ...) -> None: ...

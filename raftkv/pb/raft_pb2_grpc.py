@@ -74,6 +74,11 @@ class RaftStub:
                 request_serializer=raft__pb2.ReadIndexResponse.SerializeToString,
                 response_deserializer=raft__pb2.PeerAck.FromString,
                 _registered_method=True)
+        self.Stream = channel.stream_unary(
+                '/raftkv.v1.Raft/Stream',
+                request_serializer=raft__pb2.PeerBatch.SerializeToString,
+                response_deserializer=raft__pb2.PeerAck.FromString,
+                _registered_method=True)
 
 
 class RaftServicer:
@@ -127,6 +132,15 @@ class RaftServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Stream(self, request_iterator, context):
+        """A long-lived, ordered channel from one node to another: the fast path the transport uses
+        (one HTTP/2 message per batch instead of one call per message). The unary methods above stay
+        for tools and for peers that do not stream.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RaftServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -168,6 +182,11 @@ def add_RaftServicer_to_server(servicer, server):
             'ReadIndexResult': grpc.unary_unary_rpc_method_handler(
                     servicer.ReadIndexResult,
                     request_deserializer=raft__pb2.ReadIndexResponse.FromString,
+                    response_serializer=raft__pb2.PeerAck.SerializeToString,
+            ),
+            'Stream': grpc.stream_unary_rpc_method_handler(
+                    servicer.Stream,
+                    request_deserializer=raft__pb2.PeerBatch.FromString,
                     response_serializer=raft__pb2.PeerAck.SerializeToString,
             ),
     }
@@ -386,6 +405,33 @@ class Raft:
             target,
             '/raftkv.v1.Raft/ReadIndexResult',
             raft__pb2.ReadIndexResponse.SerializeToString,
+            raft__pb2.PeerAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Stream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/raftkv.v1.Raft/Stream',
+            raft__pb2.PeerBatch.SerializeToString,
             raft__pb2.PeerAck.FromString,
             options,
             channel_credentials,

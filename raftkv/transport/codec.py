@@ -119,6 +119,26 @@ def encode(m: Message, cluster_id: str) -> tuple[str, PbMessage]:
             raise TypeError("SnapshotRequest travels as an InstallSnapshot stream")
 
 
+_FIELD_OF_METHOD: Final = {
+    "RequestVote": "vote_request",
+    "Vote": "vote_response",
+    "AppendEntries": "append_request",
+    "AppendEntriesResult": "append_response",
+    "TimeoutNow": "timeout_now",
+    "ReadIndex": "read_index_request",
+    "ReadIndexResult": "read_index_response",
+}
+_METHOD_OF_FIELD: Final = {field: method for method, field in _FIELD_OF_METHOD.items()}
+
+
+def encode_peer_message(m: Message, cluster_id: str) -> pb.PeerMessage:
+    """A message for the ordered Stream RPC (same validation on the way in as the unary ones)."""
+    method, request = encode(m, cluster_id)
+    wrapper = pb.PeerMessage()
+    getattr(wrapper, _FIELD_OF_METHOD[method]).CopyFrom(request)
+    return wrapper
+
+
 def encode_snapshot_header(m: SnapshotRequest, cluster_id: str) -> pb.SnapshotChunk:
     """The first chunk of an InstallSnapshot stream (header and meta, no data yet)."""
     return pb.SnapshotChunk(header=_header(cluster_id, m), meta=encode_snapshot_meta(m.meta))
@@ -273,6 +293,18 @@ def decode(method: str, msg: PbMessage, check: PeerCheck) -> Message:
                 index=Index(_check_u63("index", msg.index)),
             )
     raise CodecError(f"method {method} does not take {type(msg).__name__}")
+
+
+def decode_peer_message(wrapper: pb.PeerMessage, check: PeerCheck) -> Message:
+    field = wrapper.WhichOneof("message")
+    if field is None:
+        raise CodecError("empty peer message")
+    return decode(_METHOD_OF_FIELD[field], getattr(wrapper, field), check)
+
+
+def method_of(wrapper: pb.PeerMessage) -> str:
+    """The unary method name equivalent to a stream message (a bounded metrics label)."""
+    return _METHOD_OF_FIELD.get(wrapper.WhichOneof("message") or "", "Unknown")
 
 
 def decode_snapshot_header(chunk: pb.SnapshotChunk, check: PeerCheck) -> SnapshotRequest:

@@ -8,11 +8,9 @@ from dataclasses import dataclass
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TransportConfig:
     rpc_timeout_s: float = 2.0
-    """Deadline of each one-way peer RPC."""
+    """Deadline of each peer stream write (and of unary peer RPCs)."""
     max_outbox: int = 4096
     """Messages queued per peer; beyond it new messages are dropped (Raft resends)."""
-    max_inflight_rpcs: int = 64
-    """Unacknowledged RPCs per peer at once (pipelining window)."""
     max_message_bytes: int = 64 << 20
     keepalive_time_ms: int = 10_000
     keepalive_timeout_ms: int = 5_000
@@ -31,7 +29,6 @@ class TransportConfig:
             raise ValueError("snapshot_timeout_s must be in (0, 86400]")
         for name in (
             "max_outbox",
-            "max_inflight_rpcs",
             "max_message_bytes",
             "keepalive_time_ms",
             "keepalive_timeout_ms",

@@ -3,8 +3,10 @@
 Rules:
 - ``send`` never blocks and never raises: a full outbox drops the message (Raft resends), an
   unknown peer is logged once.
-- Each message is one one-way RPC with a deadline; up to ``max_inflight_rpcs`` are in flight per
-  peer, so replication pipelines instead of waiting a round trip per message.
+- Messages travel on ONE long-lived ``Stream`` call per peer: ordered (reordering would turn
+  pipelined appends into rejections and probes), and everything queued when the sender wakes
+  goes out as one batch (one HTTP/2 message), each write within ``rpc_timeout_s``. A broken
+  stream is reopened with capped exponential backoff; what was queued meanwhile is dropped.
 - A failed RPC reports the peer unreachable to the core (at most once per failure streak), so the
   leader falls back to probing instead of streaming into the void.
 - Snapshots stream on their own task, one at a time per peer; the outcome is reported to the core.
@@ -24,7 +26,7 @@ from typing import Any, Protocol
 
 import grpc
 
-from raftkv.core.messages import Message, SnapshotRequest
+from raftkv.core.messages import AppendRequest, Message, SnapshotRequest
 from raftkv.core.types import NodeId
 from raftkv.pb import raft_pb2 as pb
 from raftkv.pb import raft_pb2_grpc
@@ -55,7 +57,6 @@ class _Peer:
         self.stub = raft_pb2_grpc.RaftStub(self.channel)  # type: ignore[no-untyped-call]
         self.outbox: deque[Message] = deque()
         self.wake = asyncio.Event()
-        self.window = asyncio.Semaphore(cfg.max_inflight_rpcs)
         self.failing = False
         self.snapshot_task: asyncio.Task[None] | None = None
         self.task = asyncio.create_task(self._send_loop(), name=f"raftkv-peer-{peer_id}")
@@ -69,34 +70,68 @@ class _Peer:
         self.wake.set()
 
     async def _send_loop(self) -> None:
+        backoff = self.owner.config.reconnect_backoff_ms / 1000
+        while True:
+            call = self.stub.Stream(wait_for_ready=False)
+            try:
+                await self._pump(call)
+            except asyncio.CancelledError:
+                call.cancel()
+                raise
+            except Exception as exc:  # the stream broke: the peer is down, restarting or slow
+                call.cancel()
+                self._note_failure(exc)
+            # Messages queued meanwhile are stale; Raft resends what still matters.
+            self.outbox.clear()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self.owner.config.max_reconnect_backoff_ms / 1000)
+            if not self.failing:
+                backoff = self.owner.config.reconnect_backoff_ms / 1000
+
+    async def _pump(self, call: Any) -> None:
+        """Write everything queued as one batch per wake-up, in order, each within a deadline."""
+        cfg = self.owner.config
+        observer = self.owner.observer
         while True:
             await self.wake.wait()
             self.wake.clear()
             while self.outbox:
-                m = self.outbox.popleft()
-                if isinstance(m, SnapshotRequest):
-                    self._start_snapshot(m)
+                batch = self._take_batch(cfg.max_message_bytes // 2)
+                if not batch.messages:
                     continue
-                await self.window.acquire()
-                self._start_rpc(m)
+                started = time.perf_counter()
+                await asyncio.wait_for(call.write(batch), cfg.rpc_timeout_s)
+                if observer is not None:
+                    observer.on_peer_rpc(
+                        "Stream", self.peer_id, time.perf_counter() - started, True
+                    )
+                if self.failing:
+                    self.failing = False
+                    log.info("peer %d at %s reachable again", self.peer_id, self.address)
 
-    def _start_rpc(self, m: Message) -> None:
-        method, request = codec.encode(m, self.owner.cluster_id)
-        started = time.perf_counter()
-        call = getattr(self.stub, method)(request, timeout=self.owner.config.rpc_timeout_s)
-        call.add_done_callback(lambda c: self._finished(c, method, started))
+    def _take_batch(self, max_bytes: int) -> pb.PeerBatch:
+        batch = pb.PeerBatch()
+        size = 0
+        cluster_id = self.owner.cluster_id
+        while self.outbox and size < max_bytes:
+            m = self.outbox.popleft()
+            if isinstance(m, SnapshotRequest):
+                self._start_snapshot(m)
+                continue
+            if isinstance(m, AppendRequest):
+                size += sum(e.size_bytes() for e in m.entries)
+            batch.messages.append(codec.encode_peer_message(m, cluster_id))
+        return batch
 
-    def _finished(self, call: Any, method: str, started: float) -> None:
-        self.window.release()
-        ok = not call.cancelled() and call.code() == grpc.StatusCode.OK
+    def _note_failure(self, exc: Exception) -> None:
         if self.owner.observer is not None:
-            self.owner.observer.on_peer_rpc(method, self.peer_id, time.perf_counter() - started, ok)
-        if ok:
-            self.failing = False
-        elif not self.failing:
+            self.owner.observer.on_peer_rpc("Stream", self.peer_id, 0.0, False)
+        if not self.failing:
             self.failing = True
-            if not call.cancelled():
-                log.info("peer %d at %s unreachable: %s", self.peer_id, self.address, call.code())
+            reason = (
+                exc.code().name if isinstance(exc, grpc.aio.AioRpcError) else type(exc).__name__
+            )
+            log.info("peer %d at %s unreachable: %s", self.peer_id, self.address, reason)
             self.owner.inbox.report_unreachable(self.peer_id)
 
     # ---------------------------------------------------------------- snapshots

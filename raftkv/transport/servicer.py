@@ -109,6 +109,22 @@ class RaftServicer(raft_pb2_grpc.RaftServicer):
     async def ReadIndexResult(self, request: pb.ReadIndexResponse, context: Any) -> pb.PeerAck:
         return await self._one("ReadIndexResult", request, context)
 
+    async def Stream(
+        self, request_iterator: AsyncIterator[pb.PeerBatch], context: Any
+    ) -> pb.PeerAck:
+        """The ordered fast path: every batch's messages go to the inbox in order."""
+        check, inbox, observer = self._check, self._inbox, self._observer
+        async for batch in request_iterator:
+            for wrapper in batch.messages:
+                try:
+                    message = codec.decode_peer_message(wrapper, check)
+                except codec.CodecError as exc:
+                    await self._refuse(exc, context)
+                if observer is not None:
+                    observer.on_peer_message(codec.method_of(wrapper))
+                inbox.deliver(message)
+        return _ACK
+
     async def InstallSnapshot(
         self, request_iterator: AsyncIterator[pb.SnapshotChunk], context: Any
     ) -> pb.PeerAck:

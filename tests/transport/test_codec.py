@@ -27,8 +27,10 @@ from raftkv.transport.codec import (
     CodecError,
     PeerCheck,
     decode,
+    decode_peer_message,
     decode_snapshot_header,
     encode,
+    encode_peer_message,
     encode_snapshot_header,
 )
 
@@ -190,3 +192,14 @@ def test_unknown_entry_kind_is_refused() -> None:
 def test_wrong_method_for_message_is_refused() -> None:
     with pytest.raises(CodecError, match="does not take"):
         decode("Vote", pb.TimeoutNowRequest(header=_header()), CHECK[1])
+
+
+@given(messages())
+def test_stream_message_round_trip(m: Message) -> None:
+    wire = pb.PeerMessage.FromString(encode_peer_message(m, CLUSTER).SerializeToString())
+    assert decode_peer_message(wire, CHECK[m.to_id]) == m
+
+
+def test_empty_stream_message_is_refused() -> None:
+    with pytest.raises(CodecError, match="empty"):
+        decode_peer_message(pb.PeerMessage(), CHECK[1])
