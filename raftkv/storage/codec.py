@@ -83,6 +83,22 @@ def encode_entries(entries: Sequence[Entry]) -> list[tuple[bytes, bytes]]:
     return items
 
 
+_KINDS = frozenset(int(k) for k in EntryKind)
+
+
+def verify_entry(index: int, value: bytes) -> tuple[int, int]:
+    """Check the record stored for ``index`` without building an Entry: (term, kind)."""
+    if len(value) < _ENTRY_HEAD.size:
+        raise CodecError(f"entry record is {len(value)} bytes, shorter than its header")
+    crc, term, kind = _ENTRY_HEAD.unpack_from(value)
+    head = _ENTRY_CRC_INPUT.pack(index, term, kind)
+    if zlib.crc32(value[_ENTRY_HEAD.size :], zlib.crc32(head)) != crc:
+        raise CodecError("checksum mismatch in entry record")
+    if kind not in _KINDS:
+        raise CodecError(f"unknown entry kind {kind}")
+    return term, kind
+
+
 def decode_entry(index: int, value: bytes) -> Entry:
     """Decode and verify the value stored for ``index``."""
     if len(value) < _ENTRY_HEAD.size:

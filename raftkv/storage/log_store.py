@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from array import array
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -108,11 +109,13 @@ class RaftLogStore:
             raise CorruptLogError(f"raft log {db.path}: hard state record: {exc}") from None
 
         terms: array[int] = array("Q")
-        tail: list[Entry] = []
+        raw_tail: deque[tuple[int, bytes]] = deque(maxlen=tail_entries)
         conf: list[tuple[Index, Membership]] = []
         expected = start.index + 1
-        # One sequential scan verifies every record; decoding is the cost, so keep the loop tight.
-        for key, value in db.items(start=codec.ENTRY_PREFIX, stop=codec.ENTRY_PREFIX + b"\xff" * 9):
+        # One sequential scan verifies every record. Only the tail is decoded into Entry
+        # objects: for a long log, building them is most of the cost of opening.
+        prefix, key_size = codec.ENTRY_PREFIX, len(codec.entry_key(0))
+        for key, value in db.items(start=prefix, stop=prefix + b"\xff" * key_size):
             index = codec.index_of_entry_key(key)
             if index != expected:
                 problem = (
@@ -122,18 +125,15 @@ class RaftLogStore:
                 )
                 raise CorruptLogError(f"raft log {db.path}: index {index}: {problem}")
             try:
-                entry = codec.decode_entry(index, value)
-                if entry.kind == EntryKind.CONF_CHANGE:
-                    conf.append((index, decode_membership(entry.data)))
+                term, kind = codec.verify_entry(index, value)
+                if kind == EntryKind.CONF_CHANGE:
+                    conf.append((index, decode_membership(codec.decode_entry(index, value).data)))
             except (codec.CodecError, MembershipDecodeError) as exc:
                 raise CorruptLogError(f"raft log {db.path}: index {index}: {exc}") from None
-            terms.append(entry.term)
-            tail.append(entry)
-            if len(tail) > 2 * tail_entries:
-                del tail[:tail_entries]
+            terms.append(term)
+            raw_tail.append((index, value))
             expected += 1
-        if len(tail) > tail_entries:
-            del tail[: len(tail) - tail_entries]
+        tail = [codec.decode_entry(index, value) for index, value in raw_tail]
         if hard_state.commit > start.index + len(terms):
             log.warning(
                 "raft log %s: commit %d is beyond the last index %d",

@@ -42,11 +42,18 @@ def test_any_single_byte_damage_is_detected(entry: Entry, data: st.DataObject) -
     value = bytearray(codec.encode_entry(entry))
     pos = data.draw(st.integers(0, len(value) - 1))
     value[pos] ^= data.draw(st.integers(1, 255))
-    try:
-        decoded = codec.decode_entry(entry.index, bytes(value))
-    except codec.CodecError:
-        return
-    raise AssertionError(f"damage at byte {pos} not detected: {decoded}")
+    for check in (codec.decode_entry, codec.verify_entry):
+        try:
+            decoded = check(entry.index, bytes(value))
+        except codec.CodecError:
+            continue
+        raise AssertionError(f"{check.__name__}: damage at byte {pos} not detected: {decoded}")
+
+
+@given(entries)
+def test_verify_agrees_with_decode(entry: Entry) -> None:
+    value = codec.encode_entry(entry)
+    assert codec.verify_entry(entry.index, value) == (entry.term, entry.kind)
 
 
 @given(entries, u64)
