@@ -18,6 +18,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import heapq
+import inspect
 import logging
 import time
 from collections import deque
@@ -81,6 +82,8 @@ class Driver:
         self._config = config
         self._observer = observer
         self._compactor = compactor
+        # Stores that take ``sync=`` can write a commit-index-only change without an fsync.
+        self._unsynced_saves = "sync" in inspect.signature(log_store.save).parameters
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"raftkv-io-{node.id}")
         self._inbox: deque[tuple[Any, ...]] = deque()
         self._wake = asyncio.Event()
@@ -295,11 +298,13 @@ class Driver:
     async def _handle_ready(self, rd: Ready) -> None:
         if rd.send_now:
             self._transport.send(rd.send_now)
-        if rd.must_persist():
+        if rd.must_persist() and (rd.must_sync or self._unsynced_saves):
             started = time.perf_counter()
             await self.run_io(self._persist, rd)
-            if self._observer is not None:
+            if rd.must_sync and self._observer is not None:
                 self._observer.on_persist(time.perf_counter() - started, len(rd.entries))
+        # else: only the commit index changed, which need not be durable (the core learns it
+        # again after a crash), and this store cannot write without an fsync: skip the write.
         if rd.snapshot is not None:
             self.applied_index = rd.snapshot.index
             self._fail_proposals_through(rd.snapshot.index)
@@ -339,7 +344,13 @@ class Driver:
         """On the storage thread: install a snapshot's state first, then the log write."""
         if rd.snapshot is not None:
             self.state_machine.install_snapshot(rd.snapshot)
-        self._store.save(hard_state=rd.hard_state, entries=rd.entries, snapshot=rd.snapshot)
+        if self._unsynced_saves:
+            self._store.save(  # type: ignore[call-arg]
+                hard_state=rd.hard_state, entries=rd.entries, snapshot=rd.snapshot,
+                sync=rd.must_sync,
+            )
+        else:
+            self._store.save(hard_state=rd.hard_state, entries=rd.entries, snapshot=rd.snapshot)
 
     def _resolve(self, committed: Sequence[Entry], outcomes: Sequence[object]) -> None:
         self.applied_index = committed[-1].index
