@@ -90,6 +90,18 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds used by ``pid`` so far (from /proc), 0.0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
 def wait_port(port: int, timeout_s: float) -> bool:
     """Whether 127.0.0.1:port accepts a connection within ``timeout_s``."""
     deadline = time.monotonic() + timeout_s

@@ -57,7 +57,33 @@ def _cluster_table(cluster: dict[str, Any]) -> list[str]:
             f"| {_ratio(tput['c'], tput['e'])} | {_ratio(tput['r'], tput['e'])} "
             f"| {_ratio(p50['c'], p50['e'])} | {', '.join(changed) or 'no'} |"
         )
-    return [*lines, ""]
+    return [*lines, "", *_cpu_table(by), ""]
+
+
+def _cpu(row: dict[str, Any] | None) -> str:
+    cpu = (row or {}).get("cpu_ms_per_op")
+    if not cpu:
+        return "-"
+    return f"{cpu['cluster']:.2f} ({cpu['busiest_node']:.2f})"
+
+
+def _cpu_table(by: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
+    lines = [
+        "CPU per operation, ms (all nodes together; in brackets the busiest node). Less "
+        "sensitive to the machine's other load than throughput:",
+        "",
+        "| scenario | raftkv (client library) | raftkv (raw gRPC) | etcd | raw/etcd (cluster) |",
+        "|---|---|---|---|---|",
+    ]
+    for name in SCENARIO_ORDER:
+        client, raw, etcd = (by.get((name, t)) for t in ("raftkv-client", "raftkv-raw", "etcd"))
+        if client is None and raw is None and etcd is None:
+            continue
+        ours = ((raw or {}).get("cpu_ms_per_op") or {}).get("cluster")
+        theirs = ((etcd or {}).get("cpu_ms_per_op") or {}).get("cluster")
+        lines.append(f"| {name} | {_cpu(client)} | {_cpu(raw)} | {_cpu(etcd)} "
+                     f"| {_ratio(ours, theirs)} |")
+    return lines
 
 
 def _targets(report: dict[str, Any]) -> list[str]:

@@ -17,7 +17,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from raftkv.loadgen import LoadSpec, Target, Workload, describe_result, run_load, write_png
+from bench import procs
+from raftkv.loadgen import (
+    LoadSpec,
+    Target,
+    Workload,
+    describe_result,
+    prefill,
+    run_load,
+    write_png,
+)
 
 SCENARIOS: list[tuple[str, LoadSpec]] = [
     ("put c=1", LoadSpec(workload=Workload.WRITE, clients=1)),
@@ -33,7 +42,15 @@ LEADERSHIP_WAIT_S = 5.0
 
 
 class Led(Protocol):
+    endpoints: list[str]
+
     async def leadership(self) -> tuple[str, int]: ...
+
+    def pid_of(self, endpoint: str) -> int: ...
+
+
+def cluster_cpu_s(cluster: Led) -> list[float]:
+    return [procs.cpu_s(cluster.pid_of(e)) for e in cluster.endpoints]
 
 
 def log(text: str) -> None:
@@ -57,14 +74,29 @@ async def measured_run(cluster: Led, target: Target, spec: LoadSpec,
     ``leader_changed`` is true when the leader or the term differs after the run (a re-election
     of the same node still bumps the term: an election happened).
     """
+    if spec.reads and spec.prefill:
+        await prefill(spec, target, log)
+        spec = replace(spec, prefill=False)
     before = await leadership(cluster)
+    cpu_before, own_before = cluster_cpu_s(cluster), time.process_time()
     result = await run_load(spec, target, progress=lambda line: log("    " + line))
+    cpu_used = [b - a for a, b in zip(cpu_before, cluster_cpu_s(cluster), strict=True)]
+    own_used = time.process_time() - own_before
     after = await leadership(cluster)
     log(describe_result(result))
     row = result.to_json()
     row["leader_before"], row["leader_after"] = list(before), list(after)
     row["leader_changed"] = before != after or not before[0]
     row["elections"] = max(0, after[1] - before[1]) if before[0] and after[0] else None
+    # CPU per operation over the whole run (warm-up included, prefill not): less sensitive than
+    # throughput to the machine's other load.
+    ops_total = max(1, result.completed)
+    row["cpu_ms_per_op"] = {
+        "cluster": round(1000 * sum(cpu_used) / ops_total, 3),
+        "busiest_node": round(1000 * max(cpu_used) / ops_total, 3),
+        "load_generator": round(1000 * own_used / ops_total, 3),
+        "per_node": [round(1000 * c / ops_total, 3) for c in cpu_used],
+    }
     if png is not None and write_png(result, png):
         row["png"] = str(png)
     return row

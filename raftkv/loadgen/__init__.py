@@ -10,7 +10,7 @@ Used by ``raftkv-cli bench`` and by the benchmark suite in ``bench/``. Pieces:
 """
 
 from raftkv.loadgen.report import describe_result, write_png
-from raftkv.loadgen.runner import run_load
+from raftkv.loadgen.runner import prefill, run_load
 from raftkv.loadgen.spec import LoadSpec, Workload
 from raftkv.loadgen.stats import LatencySummary, LoadResult
 from raftkv.loadgen.targets import ClientTarget, RawTarget, Target, error_code
@@ -25,6 +25,7 @@ __all__ = [
     "Workload",
     "describe_result",
     "error_code",
+    "prefill",
     "run_load",
     "write_png",
 ]

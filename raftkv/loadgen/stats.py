@@ -171,6 +171,7 @@ class Recorder:
             warmup_errors=dict(self.warmup_errors),
             timeline=timeline,
             completions_s=list(self.completions_s),
+            completed=self.done,
         )
 
 
@@ -195,6 +196,8 @@ class LoadResult:
     warmup_errors: dict[str, int]
     timeline: list[TimelinePoint]
     completions_s: list[float]
+    completed: int = 0
+    """Every operation that finished, warm-up and failures included."""
 
     @property
     def error_count(self) -> int:
@@ -208,6 +211,7 @@ class LoadResult:
             "clients": self.clients,
             "measured_s": round(self.measured_s, 3),
             "ops": self.ops,
+            "completed": self.completed,
             "throughput_per_s": round(self.throughput_per_s, 1),
             "latency": self.latency.to_json(),
             "by_op": {op: s.to_json() for op, s in self.by_op.items()},
