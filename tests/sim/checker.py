@@ -1,7 +1,8 @@
 """The safety checker: every Raft invariant, checked after every step, in O(new work).
 
 What it keeps (the only global knowledge in a run):
-- ``leaders``: term -> the one node that led in it (election safety);
+- ``leaders``: term -> the one node that led in it (election safety), and the tail of its log
+  (leader append-only);
 - ``committed``: index -> (term, term it was known committed in) of every entry known
   committed, learned from each node's commit index as it advances (log matching on the
   committed prefix; leader completeness for leaders of that term or later);
@@ -35,6 +36,8 @@ class Checker:
         self._rng = rng
         self.now = 0
         self.leaders: dict[int, int] = {}
+        self._leader_tail: dict[int, tuple[int, int]] = {}
+        """term -> (index, term) of the leader's last entry when last checked."""
         self.committed: dict[int, tuple[int, int]] = {}
         """index -> (entry term, lowest term at which some node knew it committed)."""
         self.commit_high = 0
@@ -83,6 +86,19 @@ class Checker:
         other = self.leaders.setdefault(term, node.id)
         if other != node.id:
             self.fail(f"election safety: nodes {other} and {node.id} both led term {term}")
+        # Leader append-only: the last entry seen at the previous check is still there.
+        seen = self._leader_tail.get(term)
+        if seen is not None:
+            index, entry_term = seen
+            have = raft.log_entry_term(Index(index))
+            if have is not None and have != entry_term:
+                self.fail(f"leader append-only: leader {node.id} of term {term} replaced {seen}")
+            if have is None and index > raft.last_index:
+                self.fail(f"leader append-only: leader {node.id} of term {term} lost {seen}")
+        last = raft.last_index
+        last_term = raft.log_entry_term(last)
+        if last_term is not None:
+            self._leader_tail[term] = (int(last), int(last_term))
         # Leader completeness: an entry known committed at term T is in the log of every leader
         # of term >= T. Checked on the newest one (log matching carries the prefix) and a sample.
         for index in self._completeness_samples():
