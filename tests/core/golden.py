@@ -17,6 +17,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from raftkv.core.errors import CoreError
 from raftkv.core.messages import (
@@ -157,7 +158,7 @@ class Interpreter:
         kwargs = dict(a.split("=", 1) for a in args if "=" in a)
         plain = [a for a in args if "=" not in a]
         if verb == "cluster":
-            flags: dict[str, object] = {
+            flags: dict[str, Any] = {
                 k: int(v) if v.isdigit() else v.lower() == "true"
                 for k, v in kwargs.items()
                 if k != "n"

@@ -7,6 +7,8 @@ delivers them by hand. The checker watches every invariant throughout.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from raftkv.core.errors import NotLeader, ProposalDropped
@@ -23,6 +25,11 @@ def new_leader(cluster: Cluster, old: int, max_ticks: int = 10 * ELECTION) -> in
     """Run until a leader other than ``old`` is the newest one, and settled."""
     assert cluster.run_until(lambda: cluster.leader() not in (None, old), max_ticks)
     return cluster.check_one_leader()
+
+
+def to(*ids: int) -> Callable[[Message], bool]:
+    """Selects held messages addressed to any of ``ids``."""
+    return lambda m: m.to_id in ids
 
 
 def win_election_by_hand(cluster: Cluster, node_id: int, down: tuple[int, ...]) -> None:
@@ -136,7 +143,6 @@ def test_figure_8_old_term_entry_on_majority_is_not_committed() -> None:
     replicas, because a later leader could still overwrite it."""
     cluster = Cluster(5, seed=8, pre_vote=False, check_quorum=False, max_msg_bytes=1)
     cluster.hold_messages = True
-    to = lambda *ids: lambda m: m.to_id in ids  # noqa: E731
     # (a) S1 leads term 1, everyone has its no-op; it replicates x (term 1) to S2 only.
     cluster.campaign(1)
     cluster.stabilize()
