@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -138,3 +140,58 @@ def test_concurrent_writes_through_every_node(cluster: Cluster) -> None:
         indexes = list(pool.map(write, range(600)))
     assert len(set(indexes)) == 600
     assert cluster.nodes[2].get(b"c599") == b"599"
+
+
+def test_peer_messages_from_another_cluster_or_unknown_node_are_refused(cluster: Cluster) -> None:
+    from raftkv.pb import raft_pb2, raft_pb2_grpc
+
+    node = cluster.nodes[0]
+    status = node.status()
+    stub = raft_pb2_grpc.RaftStub(node.channel)  # type: ignore[no-untyped-call]
+    cases = [
+        (
+            raft_pb2.PeerHeader(cluster_id="another", from_id=2, to_id=1, term=99),
+            grpc.StatusCode.FAILED_PRECONDITION,
+        ),
+        (
+            raft_pb2.PeerHeader(cluster_id=status.cluster_id, from_id=42, to_id=1, term=99),
+            grpc.StatusCode.PERMISSION_DENIED,
+        ),
+    ]
+    for header, code in cases:
+        with pytest.raises(grpc.RpcError) as info:
+            stub.RequestVote(raft_pb2.VoteRequest(header=header), timeout=5)
+        assert info.value.code() == code
+    assert node.status().term == status.term  # nothing reached the core
+
+
+def test_a_conflicting_cluster_flag_on_an_existing_directory_is_refused(cluster: Cluster) -> None:
+    from .harness import env
+
+    node = cluster.nodes[2]
+    cluster.wait_ready()
+    node.terminate()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "raftkv.cli.server_main",
+            "serve",
+            "--id",
+            "3",
+            "--listen",
+            node.address,
+            "--cluster",
+            f"3={node.address}",
+            "--data-dir",
+            str(node.data_dir),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=60,
+    )
+    assert result.returncode == 1, result.stderr  # EXIT_STARTUP_FAILED
+    assert "--cluster does not name nodes [1, 2]" in result.stderr
+    assert "Traceback" not in result.stderr
