@@ -9,20 +9,19 @@
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
-# --- builder: the raftkv wheel and its dependencies, installed into a self-contained venv --------
+# --- builder: raftkv and its dependencies, installed into a self-contained venv -------------------
 FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_NO_CACHE_DIR=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PIP_NO_CACHE_DIR=1
 WORKDIR /src
-# Dependencies change less often than the code: only the packaging files first.
 COPY pyproject.toml README.md ./
 COPY raftkv ./raftkv
-RUN python -m pip wheel --wheel-dir /wheels . \
- && python -m venv /opt/raftkv \
- && /opt/raftkv/bin/python -m pip install --no-index --find-links /wheels raftkv \
- && /opt/raftkv/bin/python -m pip uninstall --yes pip \
- && /opt/raftkv/bin/raftkv --help >/dev/null
+# The base image's pip installs into a venv without pip of its own (pip >= 22.3: --python), so the
+# runtime stage copies one directory and carries no build tools.
+RUN python -m venv --without-pip /opt/raftkv \
+ && python -m pip --python /opt/raftkv/bin/python install . \
+ && /opt/raftkv/bin/raftkv --help >/dev/null \
+ && /opt/raftkv/bin/raftkv-cli --help >/dev/null
 
 # --- runtime --------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime

@@ -1,0 +1,1 @@
+"""Deployment tests: Dockerfile, compose, Kubernetes manifests, Prometheus and the dashboard."""
