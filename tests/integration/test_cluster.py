@@ -195,3 +195,21 @@ def test_a_conflicting_cluster_flag_on_an_existing_directory_is_refused(cluster:
     assert result.returncode == 1, result.stderr  # EXIT_STARTUP_FAILED
     assert "--cluster does not name nodes [1, 2]" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_retried_write_with_the_same_session_is_applied_once(cluster: Cluster) -> None:
+    """The response of the first attempt is 'lost' (ignored); the retry, through another node,
+    gets the original answer and the command is not applied again (observed with cas)."""
+    leader = cluster.leader()
+    follower = next(n for n in cluster.nodes if n is not leader)
+    leader.put(b"counter", b"0")
+    session = kv_pb2.Session(client_id=0xC0FFEE, sequence=1)
+    bump = kv_pb2.CompareAndSwapRequest(key=b"counter", expected=b"0", value=b"1", session=session)
+    first = leader.kv.CompareAndSwap(bump, timeout=5)
+    retry = follower.kv.CompareAndSwap(bump, timeout=5)
+    assert first.swapped and retry.swapped and retry.index == first.index
+    assert follower.get(b"counter") == b"1"
+    session.sequence = 2
+    again = kv_pb2.CompareAndSwapRequest(key=b"counter", expected=b"1", value=b"2", session=session)
+    assert follower.kv.CompareAndSwap(again, timeout=5).swapped
+    assert leader.get(b"counter") == b"2"
