@@ -20,8 +20,9 @@ from collections import Counter
 from pathlib import Path
 
 from bench import procs
+from bench.promtext import per_op, scrape
 from bench.raftkv_cluster import RaftkvCluster
-from raftkv.loadgen import LoadSpec, Workload, describe_result, run_load
+from raftkv.loadgen import LoadSpec, Target, Workload, describe_result, run_load
 
 TOP = 25
 
@@ -80,14 +81,38 @@ def summarize(raw: Path, top: int = TOP) -> str:
     return "\n".join(lines)
 
 
+class _Counting:
+    """A target wrapper counting successful operations."""
+
+    def __init__(self, inner: Target) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.done = 0
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    async def put(self, key: bytes, value: bytes, timeout_s: float) -> None:
+        await self.inner.put(key, value, timeout_s)
+        self.done += 1
+
+    async def get(self, key: bytes, stale: bool, timeout_s: float) -> None:
+        await self.inner.get(key, stale, timeout_s)
+        self.done += 1
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
 async def profile(args: argparse.Namespace, root: Path) -> None:
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    cluster = RaftkvCluster(root / "cluster")
+    cluster = RaftkvCluster(root / "cluster", metrics=True)
     cluster.start()
     try:
         leader = await cluster.wait_leader()
         follower = next(e for e in cluster.endpoints if e != leader)
-        target = cluster.client_target() if args.target == "client" else cluster.target()
+        target = _Counting(
+            cluster.client_target() if args.target == "client" else cluster.target())
         await target.start()
         spec = LoadSpec(workload=Workload(args.workload), clients=args.clients,
                         duration_s=args.seconds + 4, warmup_s=1.0, key_space=1000)
@@ -95,6 +120,9 @@ async def profile(args: argparse.Namespace, root: Path) -> None:
         await asyncio.sleep(2.0)
         pids = {"leader": cluster.pid_of(leader), "follower": cluster.pid_of(follower),
                 "load generator": os.getpid()}
+        urls = {"leader": cluster.metrics_url(leader), "follower": cluster.metrics_url(follower)}
+        scraped = {role: scrape(url) for role, url in urls.items() if url}
+        done_before = target.done
         cpu_before = {role: procs.cpu_s(pid) for role, pid in pids.items()}
         wall_before = time.monotonic()
         # --native needs the process paused per sample; without it sample without pausing.
@@ -112,12 +140,20 @@ async def profile(args: argparse.Namespace, root: Path) -> None:
             await asyncio.wait_for(sampler.wait(), args.seconds + 30)
         wall = time.monotonic() - wall_before
         cpu = {role: (procs.cpu_s(pid) - cpu_before[role]) / wall for role, pid in pids.items()}
+        ops = target.done - done_before
+        counts = {role: per_op(scraped[role], scrape(str(urls[role])), ops) for role in scraped}
         result = await load
         await target.close()
         print(describe_result(result))
         print(f"machine load average: {procs.machine_load()}")
         print("CPU used while sampled (1.0 = one full core): " +
               ", ".join(f"{role} {share:.2f}" for role, share in cpu.items()))
+        print(f"CPU ms per client operation ({ops} ops while sampled): " +
+              ", ".join(f"{role} {1000 * share * wall / max(1, ops):.2f}"
+                        for role, share in cpu.items()))
+        for role, per in counts.items():
+            print(f"{role}, per client operation: " +
+                  ", ".join(f"{k.removeprefix('raftkv_')} {v}" for k, v in per.items()))
         for role in samplers:
             raw = args.out_dir / f"{role}-{args.workload}.txt"
             kind = "samples holding the GIL" if args.gil else "wall-clock samples"

@@ -28,13 +28,15 @@ class RaftkvCluster:
 
     kind = "raftkv"
 
-    def __init__(self, root: Path, *, size: int = 3, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(self, root: Path, *, size: int = 3, extra_args: tuple[str, ...] = (),
+                 metrics: bool = False) -> None:
         self.root = root
         self.size = size
         self.extra_args = extra_args
-        ports = procs.free_ports(size)
-        self.endpoints = [f"127.0.0.1:{p}" for p in ports]
-        self.ports = ports
+        ports = procs.free_ports(2 * size if metrics else size)
+        self.endpoints = [f"127.0.0.1:{p}" for p in ports[:size]]
+        self.ports = ports[:size]
+        self.metrics_ports = ports[size:]
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def _args(self, i: int) -> list[str]:
@@ -44,6 +46,8 @@ class RaftkvCluster:
             "--listen", self.endpoints[i - 1], "--cluster", cluster,
             "--data-dir", str(self.root / f"n{i}"), "--log-level", "warning",
             *self.extra_args,
+            *(["--metrics-listen", f"127.0.0.1:{self.metrics_ports[i - 1]}"]
+              if self.metrics_ports else []),
         ]
 
     def start(self) -> None:
@@ -93,6 +97,11 @@ class RaftkvCluster:
 
     def client_target(self) -> ClientTarget:
         return ClientTarget(self.endpoints)
+
+    def metrics_url(self, endpoint: str) -> str | None:
+        if not self.metrics_ports:
+            return None
+        return f"http://127.0.0.1:{self.metrics_ports[self.endpoints.index(endpoint)]}/metrics"
 
     def pid_of(self, endpoint: str) -> int:
         return self.processes[endpoint].pid
