@@ -8,7 +8,9 @@
    refuses a linearizable read with a clear one-line error; reconnect: it converges;
 6. the compose Prometheus has scraped all three nodes (`up` is 1 for each);
 7. `docker compose down -v`, then remove the images, volumes and network the test made and the
-   build cache (`docker builder prune -af`).
+   build cache (`docker builder prune -af`) (done last, after step 8);
+8. the README's "scaling to five nodes": a new cluster from deploy/compose.5-nodes.yml serves
+   and is scraped.
 
 Grafana is NOT started: no registry this project reaches (Debian, PyPI, npm) has its image, so
 `docker compose up` here names the other services explicitly. Its dashboard is proven against a
@@ -58,12 +60,16 @@ def compose_env() -> dict[str, str]:
     return env
 
 
-def compose(*args: str, timeout_s: float, check: bool = True) -> Result:
+FIVE_NODES = ROOT / "deploy/compose.5-nodes.yml"
+
+
+def compose(*args: str, timeout_s: float, check: bool = True, five: bool = False) -> Result:
+    files = [ROOT / "docker-compose.yml", *([FIVE_NODES] if five else [])]
+    files.append(ROOT / "deploy/ci/compose.ci.yml")
     return run(
         [
             "docker", "compose", "-p", PROJECT,
-            "-f", str(ROOT / "docker-compose.yml"),
-            "-f", str(ROOT / "deploy/ci/compose.ci.yml"),
+            *(arg for f in files for arg in ("-f", str(f))),
             *args,
         ],
         timeout_s=timeout_s, check=check, env=compose_env(),
@@ -231,14 +237,39 @@ def test_compose_cluster_end_to_end(engine: None) -> None:
             return set(values) == expected and all(v == "1" for v in values.values())
 
         wait_for(all_up, 60, "Prometheus: up == 1 for raftkv1..3", interval_s=1)
+
+        # 8. The README's "scaling to five": a new cluster from the five-node override.
+        started = time.monotonic()
+        compose("down", "-v", "-t", "10", timeout_s=120)
+        five = [f"raftkv{n}" for n in range(1, 6)]
+        compose(
+            "up", "-d", "--wait", "--wait-timeout", "150", *five, "prometheus",
+            timeout_s=200, five=True,
+        )  # fmt: skip
+        endpoints = ",".join(f"127.0.0.1:{7000 + n}" for n in range(1, 6))
+        put = cli("--endpoints", endpoints, "put", "five", "5")
+        assert put.code == 0, put.describe()
+        for n in range(1, 6):
+            got = cli("--endpoints", f"127.0.0.1:{7000 + n}", "get", "five")
+            assert got.code == 0 and got.stdout == "5", got.describe()
+        with Client(endpoints.split(","), timeout=3) as client:
+            status = client.status()
+        assert sorted(m.id for m in status.members if not m.learner) == [1, 2, 3, 4, 5]
+
+        def five_up() -> bool:
+            answer = prometheus.query('up{job="raftkv"} == 1')
+            return len(answer["data"]["result"]) == 5
+
+        wait_for(five_up, 60, "Prometheus: up == 1 for raftkv1..5", interval_s=1)
+        timings["five-node cluster up and serving"] = time.monotonic() - started
     except BaseException:
-        logs = compose("logs", "--no-color", "--tail", "40", timeout_s=60, check=False)
+        logs = compose("logs", "--no-color", "--tail", "40", timeout_s=60, check=False, five=True)
         print(logs.stdout[-20000:])
         raise
     finally:
         # 7. Down and clean: containers, volumes, network, the built images, the build cache.
         started = time.monotonic()
-        compose("down", "-v", "--remove-orphans", "-t", "10", timeout_s=120)
+        compose("down", "-v", "--remove-orphans", "-t", "10", timeout_s=120, five=True)
         docker("image", "rm", "-f", IMAGE, timeout_s=60, check=False)
         # Untagged leftovers of this build only (never other dangling images on the machine).
         dangling = set(docker("images", "-qf", "dangling=true").stdout.split()) - dangling_before
