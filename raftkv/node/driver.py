@@ -346,7 +346,9 @@ class Driver:
             self.state_machine.install_snapshot(rd.snapshot)
         if self._unsynced_saves:
             self._store.save(  # type: ignore[call-arg]
-                hard_state=rd.hard_state, entries=rd.entries, snapshot=rd.snapshot,
+                hard_state=rd.hard_state,
+                entries=rd.entries,
+                snapshot=rd.snapshot,
                 sync=rd.must_sync,
             )
         else:

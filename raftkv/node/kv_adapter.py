@@ -4,7 +4,8 @@ Rules:
 - Outcomes are realigned to the committed entries: raftkv.kv skips entries it already applied
   before a restart (a replay) and reports none for them.
 - Staging a received snapshot writes to a fresh directory on the transport's thread, but the
-  swap (:meth:`_Staging.commit`) runs on the driver's storage thread, so it never races apply.
+  swap (:meth:`_Staging.commit`) runs on the driver's storage thread, so it never races apply,
+  and under ``read_lock``, so reads served from another thread never see a closed database.
   raftkv.kv swaps the state in at commit; the core's Ready.snapshot that follows then only resets
   the log (entries up to the new applied index are skipped by apply as replays).
 """
@@ -12,6 +13,7 @@ Rules:
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 
@@ -25,6 +27,8 @@ class KVAdapter:
     def __init__(self, state: KVStateMachine, *, chunk_bytes: int = 1 << 20) -> None:
         self.state = state
         self._chunk_bytes = chunk_bytes
+        self.read_lock = threading.Lock()
+        """Held by reads (from the server's reader thread) and by the snapshot swap."""
         self.submit: Callable[[Callable[[], object]], Future[object]] | None = None
         """Set by the wiring: runs a callable on the driver's storage thread."""
 
@@ -39,12 +43,18 @@ class KVAdapter:
         return [_result(by_index[e.index]) if e.index in by_index else None for e in entries]
 
     def get(self, key: bytes) -> bytes | None:
-        return self.state.get(key)
+        with self.read_lock:
+            return self.state.get(key)
+
+    def get_many(self, keys: Sequence[bytes]) -> list[bytes | None]:
+        with self.read_lock:
+            return [self.state.get(key) for key in keys]
 
     def scan(
         self, *, prefix: bytes, start: bytes, end: bytes, limit: int
     ) -> tuple[list[tuple[bytes, bytes]], bytes | None]:
-        page = self.state.scan(prefix=prefix, start=start, end=end, limit=limit)
+        with self.read_lock:
+            page = self.state.scan(prefix=prefix, start=start, end=end, limit=limit)
         return page.items, page.next_start
 
     def install_snapshot(self, meta: SnapshotMeta) -> None:
@@ -62,21 +72,29 @@ class KVAdapter:
         assert self.submit is not None, "KVAdapter.submit is wired before the server starts"
         installer = self.submit(lambda: SnapshotInstaller(self.state)).result()
         assert isinstance(installer, SnapshotInstaller)
-        return _Staging(installer, self.submit)
+        return _Staging(installer, self.submit, self.read_lock)
 
 
 class _Staging:
     def __init__(
-        self, installer: SnapshotInstaller, submit: Callable[[Callable[[], object]], Future[object]]
+        self,
+        installer: SnapshotInstaller,
+        submit: Callable[[Callable[[], object]], Future[object]],
+        read_lock: threading.Lock,
     ) -> None:
         self._installer = installer
         self._submit = submit
+        self._read_lock = read_lock
 
     def feed(self, data: bytes) -> None:
         self._installer.feed(data)
 
     def commit(self) -> SnapshotMeta:
-        meta = self._submit(self._installer.commit).result()
+        def swap() -> SnapshotMeta:
+            with self._read_lock:
+                return self._installer.commit()
+
+        meta = self._submit(swap).result()
         assert isinstance(meta, SnapshotMeta)
         return meta
 

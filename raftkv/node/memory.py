@@ -143,6 +143,10 @@ class MemoryStateMachine:
     def get(self, key: bytes) -> bytes | None:
         return self._data.get(key)
 
+    def get_many(self, keys: Sequence[bytes]) -> list[bytes | None]:
+        data = self._data
+        return [data.get(key) for key in keys]
+
     def scan(
         self, *, prefix: bytes, start: bytes, end: bytes, limit: int
     ) -> tuple[list[tuple[bytes, bytes]], bytes | None]:

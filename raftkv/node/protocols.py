@@ -51,6 +51,10 @@ class StateMachine(Protocol):
 
     def get(self, key: bytes) -> bytes | None: ...
 
+    def get_many(self, keys: Sequence[bytes]) -> list[bytes | None]:
+        """Reads may come from a thread other than the storage thread, concurrently with apply."""
+        ...
+
     def scan(
         self, *, prefix: bytes, start: bytes, end: bytes, limit: int
     ) -> tuple[list[tuple[bytes, bytes]], bytes | None]:
@@ -66,7 +70,6 @@ class StateMachine(Protocol):
     def install_snapshot(self, meta: SnapshotMeta) -> None:
         """Replace the state with the staged snapshot matching ``meta``."""
         ...
-
 
 
 class Compactor(Protocol):

@@ -243,6 +243,7 @@ class NodeServer:
         await self.transport.close()
         await self.forwarder.close()
         self.raft_servicer.close()
+        self.context.reader.close()
         self.storage.close()
         self._stopped.set()
         log.info("stopped")

@@ -15,6 +15,7 @@ from raftkv.core.types import NO_NODE, NodeId
 from raftkv.node.driver import Driver
 from raftkv.node.errors import NoLeader
 from raftkv.node.protocols import StateMachine
+from raftkv.server.reads import Reader
 from raftkv.server.settings import Settings
 
 DEFAULT_DEADLINE_S = 10.0
@@ -29,6 +30,7 @@ class NodeContext:
         self.cluster_id = cluster_id
         self.driver = driver
         self.state = state
+        self.reader = Reader(state)
         self.leader_wait_s = 2 * settings.election_timeout_ms / 1000
 
     def leader_address(self) -> str | None:

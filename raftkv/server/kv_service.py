@@ -215,7 +215,7 @@ class KVService(ServiceBase, kv_pb2_grpc.KVServicer):
             _check_key(request.key, self.node.settings.limits.max_key_bytes)
             stale = _check_consistency(request.consistency)
             index = await self._read_point(stale, deadline)
-            value = await self.node.driver.run_io(self.node.state.get, request.key)
+            value = await self.node.reader.get(request.key)
             if value is None:
                 return kv_pb2.GetResponse(found=False, index=index)
             return kv_pb2.GetResponse(found=True, value=value, index=index)
@@ -240,7 +240,7 @@ class KVService(ServiceBase, kv_pb2_grpc.KVServicer):
                 )
             limit = request.limit or limits.default_scan_limit
             index = await self._read_point(stale, deadline)
-            items, next_start = await self.node.driver.run_io(
+            items, next_start = await self.node.reader.run(
                 lambda: self.node.state.scan(
                     prefix=request.prefix, start=request.start, end=request.end, limit=limit
                 )
