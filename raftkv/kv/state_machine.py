@@ -30,7 +30,7 @@ from raftkv.kv import layout
 from raftkv.kv.errors import StateMachineError
 from raftkv.kv.sessions import Session, SessionConfig, SessionTable, Verdict
 from raftkv.pb import kv_pb2
-from raftkv.storage.leveldb import LevelDB
+from raftkv.storage.leveldb import LevelDB, Snapshot
 from raftkv.storage.state_dir import recover_state_dir
 
 log = logging.getLogger(__name__)
@@ -69,14 +69,23 @@ class ScanPage:
     items: list[tuple[bytes, bytes]]
     next_start: bytes | None
     """Pass as ``start`` (with the same prefix/end) for the next page; None when done."""
+    index: Index = Index(0)
+    """The applied index of the state the page was read from (one consistent view)."""
 
     @property
     def more(self) -> bool:
         return self.next_start is not None
 
 
+def _applied_in(snapshot: Snapshot) -> Index:
+    raw = snapshot.get(layout.META_KEY)
+    return Index(0) if raw is None else layout.StateMeta.decode(raw).applied_index
+
+
 class KVStateMachine:
-    """Owns ``DATA_DIR/state``. Not thread-safe: the driver's storage executor calls it."""
+    """Owns ``DATA_DIR/state``. One thread (the driver's storage executor) applies, syncs and
+    installs; :meth:`get_with_index` and :meth:`scan` read a consistent LevelDB snapshot and may
+    also be called from another thread."""
 
     def __init__(self, path: Path, db: LevelDB, meta: layout.StateMeta, sessions: SessionTable):
         self.path = path
@@ -163,6 +172,15 @@ class KVStateMachine:
     def get(self, key: bytes) -> bytes | None:
         return self._db.get(layout.data_key(key))
 
+    def get_with_index(self, key: bytes) -> tuple[bytes | None, Index]:
+        """The value and the applied index it belongs to, read from one consistent view (safe
+        even while another thread applies)."""
+        snapshot = self._db.snapshot()
+        try:
+            return snapshot.get(layout.data_key(key)), _applied_in(snapshot)
+        finally:
+            snapshot.close()
+
     def scan(
         self,
         *,
@@ -172,7 +190,7 @@ class KVStateMachine:
         limit: int = DEFAULT_SCAN_LIMIT,
     ) -> ScanPage:
         """Keys with ``prefix`` in [start, end) (empty end: no upper bound), in key order, at most
-        ``limit`` (0: the default page size) of them."""
+        ``limit`` (0: the default page size) of them, from one consistent view."""
         limit = limit or DEFAULT_SCAN_LIMIT
         lo = max(prefix, start)
         hi_user = layout.prefix_end(prefix) if prefix else None
@@ -184,12 +202,17 @@ class KVStateMachine:
             else layout.prefix_end(layout.DATA_PREFIX)
         )
         items: list[tuple[bytes, bytes]] = []
-        for key, value in self._db.items(start=layout.data_key(lo), stop=stop):
-            user_key = key[1:]
-            if len(items) == limit:
-                return ScanPage(items=items, next_start=user_key)
-            items.append((user_key, value))
-        return ScanPage(items=items, next_start=None)
+        snapshot = self._db.snapshot()
+        try:
+            index = _applied_in(snapshot)
+            for key, value in snapshot.items(start=layout.data_key(lo), stop=stop):
+                user_key = key[1:]
+                if len(items) == limit:
+                    return ScanPage(items=items, next_start=user_key, index=index)
+                items.append((user_key, value))
+        finally:
+            snapshot.close()
+        return ScanPage(items=items, next_start=None, index=index)
 
     # -- apply ------------------------------------------------------------------------------------
     def apply(self, entries: Sequence[Entry]) -> list[ApplyOutcome]:

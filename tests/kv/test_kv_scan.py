@@ -19,6 +19,9 @@ def test_scan_order_prefix_range_and_paging(tmp_path: Path) -> None:
     everything = sm.scan()
     assert [k for k, _ in everything.items] == sorted(keys)
     assert not everything.more
+    assert everything.index == len(keys) == sm.applied_index()
+    assert sm.get_with_index(b"b/1") == (b"vb/1", len(keys))
+    assert sm.get_with_index(b"missing") == (None, len(keys))
     assert [k for k, _ in sm.scan(prefix=b"b/").items] == [b"b/1", b"b/10", b"b/2"]
     assert [k for k, _ in sm.scan(prefix=b"b\xff").items] == [b"b\xff", b"b\xff\xff"]
     assert [k for k, _ in sm.scan(prefix=b"\xff").items] == [b"\xff"]
