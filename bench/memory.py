@@ -32,6 +32,16 @@ async def idle_rss(cluster: Measurable) -> list[float]:
     return rss_row(cluster)
 
 
+async def idle_cpu(cluster: Measurable, seconds: float = IDLE_SETTLE_S) -> list[float]:
+    """CPU used per node while idle, in cores (1.0 = one full core)."""
+    pids = [cluster.pid_of(e) for e in cluster.endpoints]
+    before = [procs.cpu_s(p) for p in pids]
+    started = time.monotonic()
+    await asyncio.sleep(seconds)
+    wall = time.monotonic() - started
+    return [round((procs.cpu_s(p) - b) / wall, 3) for p, b in zip(pids, before, strict=True)]
+
+
 async def loaded_rss(cluster: Measurable, target: Target, *, keys: int, time_limit_s: float,
                      clients: int = 64, value_size_bytes: int = 256) -> dict[str, Any]:
     """Write ``keys`` keys in stages; RSS per node after each stage."""

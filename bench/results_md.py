@@ -10,6 +10,8 @@ SCENARIO_ORDER = ["put c=1", "put c=16", "put c=64", "put c=256", "read c=64", "
 def _cell(row: dict[str, Any] | None) -> str:
     if row is None:
         return "-"
+    if "error" in row:
+        return f"failed: {row['error'][:80]}"
     lat = row["latency"]
     errors = sum(row["errors"].values())
     tail = f", {errors} err" if errors else ""
@@ -29,10 +31,12 @@ def _elections(row: dict[str, Any]) -> str:
 
 
 def _rows_by(cluster: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
-    return {(r["scenario"], r["label"]): r for r in cluster["rows"]}
+    return {(r["scenario"], r["label"]): r for r in cluster.get("rows", [])}
 
 
 def _cluster_table(cluster: dict[str, Any]) -> list[str]:
+    if "error" in cluster:
+        return [f"### {cluster['size']} nodes", "", f"Failed: `{cluster['error']}`", ""]
     by = _rows_by(cluster)
     lines = [
         f"### {cluster['size']} nodes",
@@ -93,7 +97,7 @@ def _targets(report: dict[str, Any]) -> list[str]:
         by = _rows_by(clusters[0])
         def get(s: str, t: str, field: str) -> float | None:
             row = by.get((s, t))
-            if row is None:
+            if row is None or "error" in row:
                 return None
             return float(row["latency"]["p50_ms"] if field == "p50" else row[field])
         for scenario, label, field, limit, better in (
@@ -117,7 +121,7 @@ def _targets(report: dict[str, Any]) -> list[str]:
                      f"{median} ms (trials {fo['trials_ms']})",
                      None if median is None else median <= 500))
     mem = report.get("memory")
-    if mem:
+    if mem and "error" not in mem:
         idle = mem["raftkv_idle_mb"]
         rows.append(("RSS <= 60 MB per node idle", f"{max(idle)} MB (nodes {idle})",
                      max(idle) <= 60))
@@ -144,11 +148,16 @@ def _failover(report: dict[str, Any]) -> list[str]:
     fo = report.get("failover")
     if not fo:
         return []
+    if "error" in fo:
+        return ["## Failover", "", f"Failed: `{fo['error']}`", ""]
     lines = ["## Failover (write gap after kill -9 of the leader, 16 writers)", "",
              "| system | median | trials (ms) | failed trials |", "|---|---|---|---|"]
     for label, key in (("raftkv, defaults (heartbeat 50 ms, election 150 ms)", "raftkv"),
-                       ("etcd, heartbeat 50 ms / election 300 ms", "etcd_50_300")):
-        r = fo[key]
+                       ("etcd, heartbeat 50 ms / election 300 ms", "etcd_50_300"),
+                       ("etcd, defaults (heartbeat 100 ms, election 1000 ms)", "etcd_defaults")):
+        r = fo.get(key)
+        if r is None:
+            continue
         lines.append(f"| {label} | {r['median_ms']} ms | {r['trials_ms']} | "
                      f"{r['failed_trials']} |")
     return [*lines, ""]
@@ -158,9 +167,13 @@ def _memory(report: dict[str, Any]) -> list[str]:
     mem = report.get("memory")
     if not mem:
         return []
+    if "error" in mem:
+        return ["## Memory", "", f"Failed: `{mem['error']}`", ""]
     loaded = mem.get("raftkv_loaded") or {}
     lines = ["## Memory (RSS per node, MB)", "",
              f"- idle: raftkv {mem['raftkv_idle_mb']}, etcd {mem['etcd_idle_mb']}",
+             f"- idle CPU per node (cores): raftkv {mem.get('raftkv_idle_cpu', '-')}, "
+             f"etcd {mem.get('etcd_idle_cpu', '-')}",
              f"- raftkv while loading {loaded.get('target_keys', 0):,} keys of 256 B "
              f"({loaded.get('written_keys', 0):,} written within the time bound):", "",
              "| keys written | RSS per node (MB) | load rate |", "|---|---|---|"]

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from bench import procs
 from bench.etcd import EtcdCluster
 from bench.failover import failover
 from bench.machine import describe_machine
-from bench.memory import idle_rss, loaded_rss
+from bench.memory import idle_cpu, idle_rss, loaded_rss
 from bench.raftkv_cluster import RaftkvCluster
 from bench.results_md import render
 from bench.suite import SCENARIOS, log, measured_run, side_by_side
@@ -126,7 +127,13 @@ async def failover_step(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     et = await failover(lambda r: EtcdCluster(r, fast_election=True), lambda c: c.target(),
                         root=root / "fo-etcd", trials=args.trials)
     log(f"   etcd: {et}")
-    return {"raftkv": rk, "etcd_50_300": et}
+    result = {"raftkv": rk, "etcd_50_300": et}
+    if not args.quick:
+        log(f"== failover: etcd defaults (heartbeat 100 ms / election 1000 ms), {args.trials}")
+        result["etcd_defaults"] = await failover(
+            EtcdCluster, lambda c: c.target(), root=root / "fo-etcd-defaults", trials=args.trials)
+        log(f"   etcd defaults: {result['etcd_defaults']}")
+    return result
 
 
 async def memory_step(args: argparse.Namespace, root: Path) -> dict[str, Any]:
@@ -138,7 +145,9 @@ async def memory_step(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         await raftkv.wait_leader()
         await etcd.wait_leader()
         result: dict[str, Any] = {"raftkv_idle_mb": await idle_rss(raftkv),
-                                  "etcd_idle_mb": await idle_rss(etcd)}
+                                  "etcd_idle_mb": await idle_rss(etcd),
+                                  "raftkv_idle_cpu": await idle_cpu(raftkv),
+                                  "etcd_idle_cpu": await idle_cpu(etcd)}
         etcd.stop()
         log(f"== memory: idle {result}; loading {args.memory_keys:,} keys of 256 B "
             f"(at most {args.memory_limit:g}s)")
@@ -156,22 +165,44 @@ async def memory_step(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         etcd.stop()
 
 
+async def guarded(name: str, step: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    """A step's result, or {"error": ...} so one failing step does not lose the others."""
+    try:
+        return await step
+    except Exception as error:
+        log(f"!! {name} failed: {type(error).__name__}: {error}")
+        return {"error": f"{type(error).__name__}: {error}"}
+
+
+def save(args: argparse.Namespace, report: dict[str, Any], started: float) -> None:
+    """Write RESULTS.md and results.json with what is measured so far."""
+    report["load_average_end"] = procs.machine_load()
+    report["elapsed_s"] = round(time.time() - started, 1)
+    args.json.write_text(json.dumps(report, indent=1) + "\n")
+    args.out.write_text(render(report))
+
+
 async def main_async(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
+    started = time.time()
     report: dict[str, Any] = {"machine": describe_machine(),
-                              "command": "python -m bench.run " + " ".join(argv),
-                              "started": time.time()}
+                              "command": "python -m bench.run " + " ".join(argv)}
     if "core" not in args.skip:
         report["core"] = core_microbenchmarks(args.quick)
+        save(args, report, started)
     with tempfile.TemporaryDirectory(prefix="raftkv-bench-") as tmp:
         root = Path(tmp)
         if "cluster" not in args.skip:
-            report["clusters"] = [await cluster_step(args, root, size) for size in args.sizes]
+            report["clusters"] = []
+            for size in args.sizes:
+                row = await guarded(f"{size} nodes", cluster_step(args, root, size))
+                report["clusters"].append({"size": size, **row})
+                save(args, report, started)
         if "failover" not in args.skip:
-            report["failover"] = await failover_step(args, root)
+            report["failover"] = await guarded("failover", failover_step(args, root))
+            save(args, report, started)
         if "memory" not in args.skip:
-            report["memory"] = await memory_step(args, root)
-    report["load_average_end"] = procs.machine_load()
-    report["elapsed_s"] = round(time.time() - report.pop("started"), 1)
+            report["memory"] = await guarded("memory", memory_step(args, root))
+    save(args, report, started)
     return report
 
 
@@ -183,10 +214,10 @@ def main(argv: list[str] | None = None) -> int:
         report = asyncio.run(main_async(args, argv))
     finally:
         procs.kill_all()
-    args.json.write_text(json.dumps(report, indent=1) + "\n")
-    args.out.write_text(render(report))
     log(f"wrote {args.out} and {args.json}")
-    return 0
+    failed = [k for k, v in report.items() if isinstance(v, dict) and "error" in v]
+    failed += [f"{c['size']} nodes" for c in report.get("clusters", []) if "error" in c]
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

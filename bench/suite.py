@@ -124,11 +124,15 @@ async def side_by_side(targets: list[TargetFactory], *, duration_s: float, warmu
                 if spec.reads:
                     prefilled.add(written)
                 target = make()
-                await target.start()
+                png = None if png_dir is None else png_dir / f"{label}-{name}.png".replace(
+                    " ", "_").replace("/", "-")
                 try:
-                    png = None if png_dir is None else png_dir / f"{label}-{name}.png".replace(
-                        " ", "_").replace("/", "-")
+                    await target.start()
                     row = await measured_run(cluster, target, run_spec, png)
+                except Exception as error:  # one failed run must not lose the others
+                    log(f"!! {name} on {label} failed: {type(error).__name__}: {error}")
+                    row = {"error": f"{type(error).__name__}: {error}", "throughput_per_s": 0.0,
+                           "leader_changed": False, "elections": None}
                 finally:
                     await target.close()
                 runs.setdefault((name, label), []).append(row)

@@ -13,6 +13,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+MIN_TIMELINE_FRACTION = 0.25
+"""A final partial second shorter than this is left off the timeline (too few samples)."""
 PERCENTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("p999", 0.999))
 
 
@@ -65,7 +67,8 @@ def _nearest_rank(ordered: list[float], q: float) -> float:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TimelinePoint:
-    """One second of the measured window."""
+    """One second of the measured window; ``ops`` and ``errors`` are per second (a final partial
+    second is scaled up)."""
 
     t_s: int
     ops: int
@@ -147,16 +150,19 @@ class Recorder:
         everything: array[float] = array("d")
         for samples in self._samples.values():
             everything.extend(samples)
-        timeline = [
-            TimelinePoint(
+        timeline = []
+        for index, second in sorted(self._seconds.items()):
+            covered = min(1.0, measured_s - index)  # the last second may be partial
+            if covered < MIN_TIMELINE_FRACTION:
+                continue
+            summary = LatencySummary.of(second.samples)
+            timeline.append(TimelinePoint(
                 t_s=index,
-                ops=second.ops,
-                errors=second.errors,
-                p50_ms=LatencySummary.of(second.samples).p50_ms,
-                p99_ms=LatencySummary.of(second.samples).p99_ms,
-            )
-            for index, second in sorted(self._seconds.items())
-        ]
+                ops=round(second.ops / covered),
+                errors=round(second.errors / covered),
+                p50_ms=summary.p50_ms,
+                p99_ms=summary.p99_ms,
+            ))
         return LoadResult(
             target=target,
             describe=describe,
