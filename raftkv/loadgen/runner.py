@@ -7,6 +7,8 @@ Rules:
 - A worker never dies of a failed operation: the failure is counted under its status code and the
   worker goes on (after ``ERROR_PAUSE_S`` so a down cluster is not spun on).
 - ``stop`` (an ``asyncio.Event``) ends a run early, e.g. when the caller has seen enough.
+- Operations still running ``HARD_STOP_EXTRA_S`` after the last deadline are cancelled (counted
+  once as ``HARD_STOP``), so a target that ignores deadlines cannot stretch a run.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ PREFILL_LIMIT_S = 600.0
 PREFILL_CONCURRENCY = 64
 ERROR_PAUSE_S = 0.005
 PROGRESS_EVERY_S = 1.0
+HARD_STOP_EXTRA_S = 5.0
 
 Progress = Callable[[str], None]
 
@@ -97,8 +100,12 @@ async def run_load(
         reporter = asyncio.get_running_loop().create_task(
             _report_progress(spec, recorder, deadline, progress)
         )
+    workers = asyncio.gather(*(worker(n) for n in range(spec.clients)))
     try:
-        await asyncio.gather(*(worker(n) for n in range(spec.clients)))
+        # A target that ignores its deadline must not stretch the run: hard stop past the end.
+        await asyncio.wait_for(workers, spec.duration_s + spec.op_timeout_s + HARD_STOP_EXTRA_S)
+    except TimeoutError:
+        recorder.errors["HARD_STOP"] += 1
     finally:
         if reporter is not None:
             reporter.cancel()
