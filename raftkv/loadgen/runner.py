@@ -78,7 +78,8 @@ async def run_load(
     started = time.perf_counter()
     deadline = started + spec.duration_s
     recorder = Recorder(
-        started=started, warmup_s=spec.warmup_s, record_completions=spec.record_completions
+        started=started, warmup_s=spec.warmup_s, record_completions=spec.record_completions,
+        deadline=deadline,
     )
     stop = stop or asyncio.Event()
     counter = iter(range(spec.max_ops))
@@ -114,7 +115,7 @@ async def run_load(
         describe=spec.describe(),
         workload=spec.workload.value,
         clients=spec.clients,
-        ended=time.perf_counter(),
+        ended=min(time.perf_counter(), max(recorder.last_end, started)),
     )
 
 

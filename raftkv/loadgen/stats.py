@@ -2,7 +2,9 @@
 
 Rules: latencies are stored as float seconds in ``array('d')`` (8 bytes per operation; a run is
 bounded by ``LoadSpec.max_ops``), summarised once at the end by nearest-rank percentiles.
-Operations that *finish* before the warm-up ends are not counted, except in ``completions_s``.
+The measured window is [end of warm-up, deadline]: operations that *finish* outside it are not
+counted (except in ``completions_s`` and ``completed``), so the tail of operations still in
+flight at the deadline neither inflates the window nor deflates the rate.
 """
 
 from __future__ import annotations
@@ -87,9 +89,11 @@ class _Second:
 class Recorder:
     """Collects outcomes during a run. Times are ``time.perf_counter()`` values."""
 
-    def __init__(self, *, started: float, warmup_s: float, record_completions: bool) -> None:
+    def __init__(self, *, started: float, warmup_s: float, record_completions: bool,
+                 deadline: float = math.inf) -> None:
         self.started = started
         self.measure_from = started + warmup_s
+        self.measure_until = deadline
         self._samples: dict[str, array[float]] = {}
         self._seconds: dict[int, _Second] = {}
         self.errors: Counter[str] = Counter()
@@ -105,7 +109,7 @@ class Recorder:
         self.last_end = end
         if self._record_completions and op == "write":
             self.completions_s.append(end)
-        if end < self.measure_from:
+        if not self.measure_from <= end <= self.measure_until:
             return
         latency = end - begin
         samples = self._samples.get(op)
@@ -118,8 +122,11 @@ class Recorder:
 
     def record_error(self, code: str, end: float) -> None:
         self.done += 1
+        self.last_end = end
         if end < self.measure_from:
             self.warmup_errors[code] += 1
+            return
+        if end > self.measure_until:
             return
         self.errors[code] += 1
         self._second(end).errors += 1
@@ -146,7 +153,7 @@ class Recorder:
 
     def finish(self, *, target: str, describe: str, workload: str, clients: int,
                ended: float) -> LoadResult:
-        measured_s = max(1e-9, ended - self.measure_from)
+        measured_s = max(1e-9, min(ended, self.measure_until) - self.measure_from)
         everything: array[float] = array("d")
         for samples in self._samples.values():
             everything.extend(samples)
