@@ -43,6 +43,7 @@ DASHBOARD_PROVIDERS = ROOT / "deploy/grafana/provisioning/dashboards/raftkv.yml"
 COMPOSE = ROOT / "docker-compose.yml"
 
 SCRAPE_INTERVAL_S = 1
+SNAPSHOT_THRESHOLD = 100  # low, so the scenario compacts and installs a snapshot
 # What Grafana substitutes: $__rate_interval is max(4 x scrape interval, $__interval + scrape).
 MACROS = {
     "__rate_interval": f"{4 * SCRAPE_INTERVAL_S + 6}s",
@@ -201,24 +202,56 @@ def leader_of(client: Client) -> int:
     return 0
 
 
+def wait_scraped(prom: PrometheusAPI, after: float) -> None:
+    """Until Prometheus has scraped every node (up or down) at least once after ``after``."""
+
+    def scraped() -> bool:
+        answer = prom.query('min(timestamp(up{job="raftkv"})) and count(up{job="raftkv"}) == 3')
+        result = answer.get("data", {}).get("result", [])
+        return bool(result) and float(result[0]["value"][1]) > after
+
+    wait_for(scraped, 30, "Prometheus scraping every node", interval_s=SCRAPE_INTERVAL_S / 4)
+
+
+def steady_load(client: Client, prefix: str, value: str, seconds: float, at_least: int = 0) -> int:
+    """Writes and reads for ``seconds`` (several scrapes, so rates see them) and at least
+    ``at_least`` writes; bounded: 5,000 writes or 60 s."""
+    started = time.monotonic()
+    n = 0
+    while n < 5000 and time.monotonic() - started < 60:
+        if n >= at_least and time.monotonic() - started >= seconds:
+            break
+        client.put(f"{prefix}{n:05d}", value)
+        if n % 3 == 0:
+            assert client.get(f"{prefix}{n:05d}") == value.encode()
+        n += 1
+    return n
+
+
 def drive_scenario(cluster: LocalCluster, prom: PrometheusAPI) -> None:
-    """Load, a refused peer message, a leader change, compaction and a snapshot install."""
+    """Load, a refused peer message, a leader change, compaction and a snapshot install.
+
+    Each phase lasts several scrape intervals and is scraped before the next one starts, so a
+    node killed right after a burst has still been seen doing it.
+    """
+    load_s = 4 * SCRAPE_INTERVAL_S
     with Client(cluster.endpoints, timeout=10) as client:
         leader = wait_for(lambda: leader_of(client), 30, "a leader every node knows")
-        for i in range(150):
-            client.put(f"k{i:04d}", f"v{i}")
-        for i in range(0, 150, 3):
-            assert client.get(f"k{i:04d}") == f"v{i}".encode()
+        written = steady_load(client, "k", "v", load_s)
+        assert written > 0
         assert client.get("missing") is None
-        assert len(list(client.scan("k00"))) == 100
-        assert client.cas("k0000", "v0", "w0")
-        assert client.delete("k0001")
+        assert list(client.scan("k0000"))
+        assert client.cas("k00000", "v", "w")
+        assert client.delete("k00001")
 
         # Straight to a follower over raw gRPC: forwarded to the leader, counted as forwarded.
         follower = next(n for n in cluster.nodes if n.id != leader)
         with grpc.insecure_channel(follower.address) as channel:
             kv = kv_pb2_grpc.KVStub(channel)  # type: ignore[no-untyped-call]
-            for i in range(20):
+            deadline = time.monotonic() + load_s
+            for i in range(2000):
+                if time.monotonic() > deadline:
+                    break
                 kv.Put(kv_pb2.PutRequest(key=f"f{i}".encode(), value=b"x"), timeout=5)
                 kv.Get(kv_pb2.GetRequest(key=f"f{i}".encode()), timeout=5)
             # A bad request: an error code for the "gRPC errors by code" panel.
@@ -230,6 +263,7 @@ def drive_scenario(cluster: LocalCluster, prom: PrometheusAPI) -> None:
             header = raft_pb2.PeerHeader(cluster_id="another-cluster", from_id=9, to_id=follower.id)
             with pytest.raises(grpc.RpcError):
                 raft.RequestVote(raft_pb2.VoteRequest(header=header, last_log_index=1), timeout=5)
+        wait_scraped(prom, time.time())
 
         # A leader change: kill the leader; the others elect a new one.
         old = cluster.node(leader)
@@ -245,10 +279,11 @@ def drive_scenario(cluster: LocalCluster, prom: PrometheusAPI) -> None:
             wait_for(new_leader, 30, "a new leader after killing the old one")
             # Writes while it is down: past the snapshot threshold, so the log is compacted and
             # the old leader can only catch up through InstallSnapshot.
-            for i in range(300):
-                survivors.put(f"d{i:04d}", "x" * 100)
-            for i in range(0, 300, 10):
-                assert survivors.get(f"d{i:04d}") == b"x" * 100
+            written = steady_load(
+                survivors, "d", "x" * 100, load_s, at_least=3 * SNAPSHOT_THRESHOLD
+            )
+            assert written >= 3 * SNAPSHOT_THRESHOLD, f"only {written} writes: too few to compact"
+        wait_scraped(prom, time.time())
 
         cluster.start(old)
 
@@ -260,19 +295,11 @@ def drive_scenario(cluster: LocalCluster, prom: PrometheusAPI) -> None:
             return lead is not None and statuses[old.id].applied_index >= lead.commit_index
 
         wait_for(caught_up, 60, f"node {old.id} catching up after its restart")
-        assert client.get("d0299") == b"x" * 100
+        assert client.get("d00000") == b"x" * 100
+        steady_load(client, "e", "y", load_s)
 
-    # Every node scraped after the last event, twice, so rates over the end have two samples.
-    scenario_end = time.time()
-
-    def scraped_after_end() -> bool:
-        answer = prom.query(
-            'min(timestamp(up{job="raftkv"} == 1)) and count(up{job="raftkv"} == 1) == 3'
-        )
-        result = answer.get("data", {}).get("result", [])
-        return bool(result) and float(result[0]["value"][1]) > scenario_end + 2 * SCRAPE_INTERVAL_S
-
-    wait_for(scraped_after_end, 30, "Prometheus scraping all three nodes after the scenario")
+    # Every node scraped twice after the last event, so rates over the end have two samples.
+    wait_scraped(prom, time.time() + SCRAPE_INTERVAL_S)
 
 
 def has_data(answer: dict[str, Any]) -> bool:
@@ -285,7 +312,9 @@ def has_data(answer: dict[str, Any]) -> bool:
 
 def test_every_dashboard_query_returns_data(tmp_path: Path) -> None:
     dashboard = load_dashboard()
-    cluster = LocalCluster(tmp_path / "cluster", extra_args=("--snapshot-threshold", "100"))
+    cluster = LocalCluster(
+        tmp_path / "cluster", extra_args=("--snapshot-threshold", str(SNAPSHOT_THRESHOLD))
+    )
     cluster.start()
     try:
         targets = [n.metrics_address for n in cluster.nodes]
