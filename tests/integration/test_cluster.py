@@ -16,9 +16,9 @@ from raftkv.pb import kv_pb2
 from .harness import Cluster, wait_for
 
 
-def test_put_on_one_node_is_read_linearizably_from_every_node(cluster: Cluster) -> None:
-    leader = cluster.leader()
-    follower = next(n for n in cluster.nodes if n is not leader)
+def test_put_on_one_node_is_read_linearizably_from_every_node(shared: Cluster) -> None:
+    leader = shared.leader()
+    follower = next(n for n in shared.nodes if n is not leader)
     # A write through a follower is forwarded; the response names the leader.
     response, call = follower.kv.Put.with_call(
         kv_pb2.PutRequest(key=b"greeting", value=b"hello"), timeout=5
@@ -26,13 +26,13 @@ def test_put_on_one_node_is_read_linearizably_from_every_node(cluster: Cluster) 
     assert response.index > 0
     metadata = dict(call.trailing_metadata())
     assert metadata["raftkv-leader"] == leader.address
-    for node in cluster.nodes:
+    for node in shared.nodes:
         assert node.get(b"greeting") == b"hello"
 
 
-def test_cas_delete_and_scan_paging(cluster: Cluster) -> None:
-    node = cluster.nodes[0]
-    cluster.leader()
+def test_cas_delete_and_scan_paging(shared: Cluster) -> None:
+    node = shared.nodes[0]
+    shared.leader()
     for i in range(25):
         node.put(b"item/%02d" % i, b"v%d" % i)
     node.put(b"other", b"x")
@@ -68,10 +68,10 @@ def test_cas_delete_and_scan_paging(cluster: Cluster) -> None:
     ],
 )
 def test_bad_input_gets_invalid_argument_and_the_cluster_keeps_serving(
-    cluster: Cluster, method: str, request_: object, fragment: str
+    shared: Cluster, method: str, request_: object, fragment: str
 ) -> None:
-    node = cluster.nodes[1]
-    cluster.leader()
+    node = shared.nodes[1]
+    shared.leader()
     with pytest.raises(grpc.RpcError) as info:
         getattr(node.kv, method)(request_, timeout=5)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -80,9 +80,9 @@ def test_bad_input_gets_invalid_argument_and_the_cluster_keeps_serving(
     assert node.get(b"still") == b"serving"
 
 
-def test_health_serves_once_a_leader_is_known(cluster: Cluster) -> None:
-    cluster.leader()
-    for node in cluster.nodes:
+def test_health_serves_once_a_leader_is_known(shared: Cluster) -> None:
+    shared.leader()
+    for node in shared.nodes:
         stub = health_pb2_grpc.HealthStub(node.channel)  # type: ignore[no-untyped-call]
 
         def serving(stub: health_pb2_grpc.HealthStub = stub) -> bool:
@@ -129,23 +129,23 @@ def test_sigterm_stops_a_node_cleanly_with_exit_code_zero(cluster: Cluster) -> N
     assert new.get(b"a") == b"1"
 
 
-def test_concurrent_writes_through_every_node(cluster: Cluster) -> None:
-    cluster.leader()
+def test_concurrent_writes_through_every_node(shared: Cluster) -> None:
+    shared.leader()
 
     def write(i: int) -> int:
-        node = cluster.nodes[i % 3]
+        node = shared.nodes[i % 3]
         return node.put(b"c%d" % i, b"%d" % i, timeout=10).index
 
     with ThreadPoolExecutor(32) as pool:
         indexes = list(pool.map(write, range(600)))
     assert len(set(indexes)) == 600
-    assert cluster.nodes[2].get(b"c599") == b"599"
+    assert shared.nodes[2].get(b"c599") == b"599"
 
 
-def test_peer_messages_from_another_cluster_or_unknown_node_are_refused(cluster: Cluster) -> None:
+def test_peer_messages_from_another_cluster_or_unknown_node_are_refused(shared: Cluster) -> None:
     from raftkv.pb import raft_pb2, raft_pb2_grpc
 
-    node = cluster.nodes[0]
+    node = shared.nodes[0]
     status = node.status()
     stub = raft_pb2_grpc.RaftStub(node.channel)  # type: ignore[no-untyped-call]
     cases = [
@@ -197,11 +197,11 @@ def test_a_conflicting_cluster_flag_on_an_existing_directory_is_refused(cluster:
     assert "Traceback" not in result.stderr
 
 
-def test_a_retried_write_with_the_same_session_is_applied_once(cluster: Cluster) -> None:
+def test_a_retried_write_with_the_same_session_is_applied_once(shared: Cluster) -> None:
     """The response of the first attempt is 'lost' (ignored); the retry, through another node,
     gets the original answer and the command is not applied again (observed with cas)."""
-    leader = cluster.leader()
-    follower = next(n for n in cluster.nodes if n is not leader)
+    leader = shared.leader()
+    follower = next(n for n in shared.nodes if n is not leader)
     leader.put(b"counter", b"0")
     session = kv_pb2.Session(client_id=0xC0FFEE, sequence=1)
     bump = kv_pb2.CompareAndSwapRequest(key=b"counter", expected=b"0", value=b"1", session=session)
