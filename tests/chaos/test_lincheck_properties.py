@@ -57,20 +57,27 @@ def brute_force_linearizable(ops: list[Op]) -> bool:
 _values = st.sampled_from(["a", "b", "c"])
 
 
+_MOSTLY_OK = [Outcome.OK, Outcome.OK, Outcome.OK, Outcome.UNKNOWN, Outcome.FAIL]
+_UNKNOWN_HEAVY = [Outcome.OK, Outcome.UNKNOWN]
+
+
 @st.composite
-def small_histories(draw: st.DrawFn) -> list[Op]:
+def small_histories(
+    draw: st.DrawFn, outcomes: list[Outcome] = _MOSTLY_OK, unique: bool = False
+) -> list[Op]:
+    """Random single-key histories; ``unique``: every write has its own value, as in chaos runs."""
     n = draw(st.integers(1, 6))
+    values = st.sampled_from([f"v{i}" for i in range(n)]) if unique else _values
     ops = []
     for i in range(n):
         kind = draw(st.sampled_from(list(OpKind)))
-        outcome = draw(st.sampled_from([Outcome.OK, Outcome.OK, Outcome.OK, Outcome.UNKNOWN,
-                                        Outcome.FAIL]))
+        outcome = draw(st.sampled_from(outcomes))
         invoke = draw(st.integers(0, 12))
         complete = invoke + draw(st.integers(0, 6))
         result: str | bool | None = None
         if outcome is Outcome.OK:
             if kind is OpKind.GET:
-                result = draw(st.one_of(st.none(), _values))
+                result = draw(st.one_of(st.none(), values))
             elif kind is not OpKind.PUT:
                 result = draw(st.booleans())
         ops.append(
@@ -79,8 +86,10 @@ def small_histories(draw: st.DrawFn) -> list[Op]:
                 process=i,
                 kind=kind,
                 key="k",
-                value=draw(_values) if kind in (OpKind.PUT, OpKind.CAS) else None,
-                expected=draw(st.one_of(st.none(), _values)) if kind is OpKind.CAS else None,
+                value=(f"v{i}" if unique else draw(_values))
+                if kind in (OpKind.PUT, OpKind.CAS)
+                else None,
+                expected=draw(st.one_of(st.none(), values)) if kind is OpKind.CAS else None,
                 invoke_s=float(invoke),
                 complete_s=None if outcome is Outcome.UNKNOWN else float(complete),
                 outcome=outcome,
@@ -93,6 +102,15 @@ def small_histories(draw: st.DrawFn) -> list[Op]:
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(small_histories())
 def test_checker_agrees_with_brute_force(ops: list[Op]) -> None:
+    expected = brute_force_linearizable(ops)
+    got = check_history(history_of(ops)).verdict
+    assert got is (Verdict.OK if expected else Verdict.VIOLATION), [o.describe() for o in ops]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.booleans().flatmap(lambda u: small_histories(outcomes=_UNKNOWN_HEAVY, unique=u)))
+def test_checker_agrees_with_brute_force_when_half_the_ops_are_unknown(ops: list[Op]) -> None:
+    # Exercises the pruning rules for unknown ops and the promotion of observed unknown writes.
     expected = brute_force_linearizable(ops)
     got = check_history(history_of(ops)).verdict
     assert got is (Verdict.OK if expected else Verdict.VIOLATION), [o.describe() for o in ops]

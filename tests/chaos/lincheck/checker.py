@@ -13,10 +13,12 @@ Rules kept here:
   return entry (completion = +infinity) and are kept out of the list, offered as extra candidates
   at every step. "Never" needs no special case: such an op can always go last, where nothing
   observes it, so the search succeeds once every *definite* op is linearized.
-- Two pruning rules, both verdict-preserving: (1) unknown ops with the same effect are
+- Four pruning rules, all verdict-preserving: (1) unknown ops with the same effect are
   interchangeable, so they are only linearized in invocation order (a swap argument: any
   linearization using a later one first can use the earlier one instead); (2) an unknown op is
-  never linearized where it would not change the state (it could go last instead).
+  never linearized where it would not change the state (it could go last instead); (3) unknown
+  ops are only linearized just before a definite op that needs them, (4) in blocks that hold
+  at most one put or delete, at the start (see ``_Search.run``).
 - Equal timestamps count as overlapping (calls sort before returns): a coarse clock must never
   manufacture a violation.
 - The search is bounded by a step and time budget; exceeding it yields ``unknown``, never a hang.
@@ -28,10 +30,10 @@ import enum
 import math
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .history import History, Op, OpKind, Outcome
-from .model import ABSENT, INVALID, EncodedOp, ValueCodes, step
+from .model import ABSENT, CAS, INVALID, EncodedOp, ValueCodes, step
 
 
 class Verdict(enum.StrEnum):
@@ -173,8 +175,43 @@ def failure_window(
     return tuple(sorted(chosen, key=lambda o: (o.invoke_s, o.id)))
 
 
+def observed_write_deadlines(ops: list[Op]) -> dict[int, float]:
+    """Unknown writes that provably happened, and the time by which they did: op id -> deadline.
+
+    If an unknown put or cas is the only op writing value v, and a definite op observed v (a get
+    returned it, or a cas expecting it swapped), the write happened, swapped (for a cas), and was
+    linearized before that observer completed. Such a write is checked as a definite op with that
+    deadline as its completion: same verdicts, far less search (it is no longer optional).
+    """
+    writers: dict[str, list[Op]] = {}
+    for op in ops:
+        if op.kind in (OpKind.PUT, OpKind.CAS) and op.value is not None:
+            writers.setdefault(op.value, []).append(op)
+    seen_by: dict[str, float] = {}
+    for op in ops:
+        if op.outcome is not Outcome.OK or op.complete_s is None:
+            continue
+        if op.kind is OpKind.GET and isinstance(op.result, str):
+            value: str | None = op.result
+        elif op.kind is OpKind.CAS and op.result is True:
+            value = op.expected
+        else:
+            continue
+        if value is not None:
+            seen_by[value] = min(seen_by.get(value, math.inf), op.complete_s)
+    deadlines = {}
+    for value, deadline in seen_by.items():
+        sources = writers.get(value, [])
+        if len(sources) == 1 and sources[0].outcome is Outcome.UNKNOWN:
+            # Clamped to stay well-formed; an observer that completed before the write was even
+            # invoked then cannot be placed, and the search reports that violation.
+            deadlines[sources[0].id] = max(deadline, sources[0].invoke_s)
+    return deadlines
+
+
 # Stack frame kinds.
 _FINITE, _UNKNOWN = 0, 1
+_NO_BLOCK = -3  # not a model state: outside a block of unknown ops
 
 
 class _Search:
@@ -184,19 +221,29 @@ class _Search:
         self.budget = budget
         self.steps = 0
         codes = ValueCodes(ops)
-        finite = [op for op in ops if op.outcome is Outcome.OK]
-        unknown = [op for op in ops if op.outcome is Outcome.UNKNOWN]
+        deadlines = observed_write_deadlines(ops)
+        finite = [op for op in ops if op.outcome is Outcome.OK or op.id in deadlines]
+        unknown = [op for op in ops if op.outcome is Outcome.UNKNOWN and op.id not in deadlines]
         self.ops = finite + unknown
         self.n_finite = len(finite)
         self.enc: list[EncodedOp] = [codes.encode(op) for op in self.ops]
+        # When each definite op must be linearized by (its completion, or its deadline).
+        self.complete_s: list[float] = []
+        for i, op in enumerate(finite):
+            if op.id in deadlines:
+                self.complete_s.append(deadlines[op.id])
+                if op.kind is OpKind.CAS:  # its value was seen, so it swapped
+                    self.enc[i] = replace(self.enc[i], result=1)
+            else:
+                assert op.complete_s is not None
+                self.complete_s.append(op.complete_s)
 
         # Time order: calls before returns at equal times (equal = overlapping); op id breaks ties.
         events: list[tuple[float, int, int]] = []
         for i, op in enumerate(self.ops):
             events.append((op.invoke_s, 0, i))
             if i < self.n_finite:
-                assert op.complete_s is not None
-                events.append((op.complete_s, 1, i))
+                events.append((self.complete_s[i], 1, i))
         events.sort(key=lambda ev: (ev[0], ev[1], self.ops[ev[2]].id))
 
         # Linked list of definite ops' entries; node 0 is the head sentinel, -1 is the end.
@@ -254,21 +301,22 @@ class _Search:
 
     @staticmethod
     def _visit(
-        seen: dict[tuple[int, int], list[tuple[int, ...]]],
+        seen: dict[tuple[int, int, int], list[tuple[int, ...]]],
         linearized: int,
         state: int,
+        block: int,
         taken: list[int],
     ) -> bool:
         """Record a search state; False if it is already covered.
 
-        A state is (definite ops linearized, model state, unknown ops consumed). Consuming fewer
-        unknown ops is never worse (the spare ones can go last), so a state is covered by an
-        explored one with the same definite set and model state that consumed a subset: whatever
+        A state is (definite ops linearized, model state, open block, unknown ops consumed).
+        Consuming fewer unknown ops is never worse (the spare ones can go last), so a state is
+        covered by an explored one that agrees on the rest and consumed a subset: whatever
         completes from here would complete from there too. Consumption is a prefix per class, so
         "subset" is a componentwise <= of the per-class counts.
         """
         vector = tuple(taken)
-        explored = seen.setdefault((linearized, state), [])
+        explored = seen.setdefault((linearized, state, block), [])
         for old in explored:
             if all(a <= b for a, b in zip(old, vector, strict=True)):
                 return False
@@ -276,18 +324,24 @@ class _Search:
         return True
 
     def run(self) -> tuple[Verdict, str]:
+        """The search loop. Rule (3) lives here: unknown ops are placed in *blocks*, and the
+        definite op that follows a block must be impossible on the state the block started
+        from. Any linearization can be brought to that form: if the next definite op d also
+        works without the block, then either d leaves the state alone (swap d before the block:
+        unknown ops have no return, so nothing forbids it) or d overwrites it (the block was
+        useless: move it last). ``block`` is that start state, or NO_BLOCK outside a block."""
         if self.n_finite == 0:
             return Verdict.OK, "no definite operations"
         nxt, node_op, node_is_call, enc = self.nxt, self.node_op, self.node_is_call, self.enc
-        classes = self.classes
+        classes, unknown_pos, visit = self.classes, self.unknown_pos, self._visit
         taken = [0] * len(classes)  # how many of each class are linearized (always a prefix)
         deadline = time.monotonic() + self.budget.time_s
         max_steps = self.budget.max_steps
-        seen: dict[tuple[int, int], list[tuple[int, ...]]] = {}
-        # Frame: (kind, node-or-class, previous state, bound position for the unknown phase).
-        stack: list[tuple[int, int, int, float]] = []
+        seen: dict[tuple[int, int, int], list[tuple[int, ...]]] = {}
+        # Frame: (kind, node-or-class, previous state, previous block, unknown-phase bound).
+        stack: list[tuple[int, int, int, int, float]] = []
         order: list[int] = []
-        state, linearized, done = ABSENT, 0, 0
+        state, block, linearized, done = ABSENT, _NO_BLOCK, 0, 0
         node = nxt[0]
         unknown_phase, cls, bound = False, 0, math.inf
         steps = 0
@@ -302,12 +356,14 @@ class _Search:
                 if node_is_call[node]:
                     i = node_op[node]
                     new_state = step(state, enc[i])
-                    if new_state != INVALID and self._visit(
-                        seen, linearized | (1 << i), new_state, taken
+                    if (
+                        new_state != INVALID
+                        and (block == _NO_BLOCK or step(block, enc[i]) == INVALID)
+                        and visit(seen, linearized | (1 << i), new_state, _NO_BLOCK, taken)
                     ):
-                        stack.append((_FINITE, node, state, 0.0))
+                        stack.append((_FINITE, node, state, block, 0.0))
                         order.append(i)
-                        state, linearized = new_state, linearized | (1 << i)
+                        state, block, linearized = new_state, _NO_BLOCK, linearized | (1 << i)
                         done += 1
                         self._lift(node)
                         if done == self.n_finite:
@@ -327,15 +383,18 @@ class _Search:
                 members = classes[cls]
                 if taken[cls] < len(members):
                     i = members[taken[cls]]
-                    if self.unknown_pos[i] < bound:
+                    # Rule (4): inside a block only cas may follow; a put or delete there would
+                    # overwrite what the block did so far, so that part could go last instead.
+                    if unknown_pos[i] < bound and (block == _NO_BLOCK or enc[i].kind == CAS):
                         new_state = step(state, enc[i])
                         # Rule (2): a no-op placement is never needed; it could go last instead.
                         if new_state not in (INVALID, state):
+                            new_block = state if block == _NO_BLOCK else block
                             taken[cls] += 1
-                            if self._visit(seen, linearized, new_state, taken):
-                                stack.append((_UNKNOWN, cls, state, bound))
+                            if visit(seen, linearized, new_state, new_block, taken):
+                                stack.append((_UNKNOWN, cls, state, block, bound))
                                 order.append(i)
-                                state = new_state
+                                state, block = new_state, new_block
                                 placed = True
                                 break
                             taken[cls] -= 1
@@ -346,7 +405,7 @@ class _Search:
             if not stack:
                 self.steps = steps
                 return Verdict.VIOLATION, "not linearizable"
-            kind, where, state, bound = stack.pop()
+            kind, where, state, block, bound = stack.pop()
             i = order.pop()
             if kind == _FINITE:
                 linearized &= ~(1 << i)
@@ -363,5 +422,5 @@ class _Search:
         placed = set(self.best_stack)
         prefix = tuple(self.ops[i] for i in self.best_stack)
         pending = [i for i in range(self.n_finite) if i not in placed]
-        failed = min(pending, key=lambda i: (self.ops[i].complete_s or 0.0, self.ops[i].id))
+        failed = min(pending, key=lambda i: (self.complete_s[i], self.ops[i].id))
         return prefix, self.ops[failed]
