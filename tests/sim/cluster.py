@@ -497,6 +497,8 @@ class Cluster:
         waiting = []
         for read in node.reads_waiting:
             if read.index <= len(node.applied):
+                if read.context in node.dropped_reads:
+                    self.checker.fail(f"node {node.id} served read {read.context} it had dropped")
                 self.checker.check_read(node, read.context, read.index)
                 node.served_reads[read.context] = read.index
             else:
