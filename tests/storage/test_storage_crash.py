@@ -7,7 +7,7 @@ parent checks: the log opens (checksums, contiguity), every entry is the one the
 its index and terms never decrease (a valid prefix), the hard state and the committed entries it
 reported are there, the state DB has at least what was reported applied (a process crash loses
 no written batch), never more than was committed, and equals the log replayed up to its applied
-index. RAFTKV_CRASH_ITERATIONS sets the number of kills.
+index. RAFTKV_CRASH_ITERATIONS sets the number of kills (RAFTKV_CRASH_SECONDS a time budget).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import os
 import pickle
 import random
 import signal
+import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ from raftkv.pb import kv_pb2
 M0 = membership_of([1])
 KEYS = 50
 ITERATIONS = int(os.environ.get("RAFTKV_CRASH_ITERATIONS", "200"))
+BUDGET_S = float(os.environ.get("RAFTKV_CRASH_SECONDS", "45"))
+"""On a loaded machine stop early after this long, but never before MIN_ITERATIONS kills."""
+MIN_ITERATIONS = 60
 
 
 def command(index: int) -> bytes:
@@ -143,9 +147,12 @@ def test_sigkill_at_random_points(tmp_path: Path) -> None:
     rng = random.Random(20261127)
     path = tmp_path / "node"
     floor = {"commit": 0, "applied": 0}
+    deadline = time.monotonic() + BUDGET_S
     for i in range(ITERATIONS):
         reports = run_and_kill(path, seed=i, reports_before_kill=rng.choice([0, 1, 2, 5, 20, 60]))
         check(path, reports, floor)
+        if i + 1 >= MIN_ITERATIONS and time.monotonic() > deadline:
+            break
     node = open_node(path)
     # The run went far enough to exercise compaction and truncation many times over.
     assert node.log.snapshot_meta().index > 0
