@@ -169,6 +169,8 @@ def test_compose_cluster_end_to_end(engine: None) -> None:
         started = time.monotonic()
         compose("build", timeout_s=300)
         timings["image build"] = time.monotonic() - started
+        probe = docker("run", "--rm", "--entrypoint", "raftkv", IMAGE, "health", "--help")
+        assert "SERVING" in probe.stdout, "the image's HEALTHCHECK needs `raftkv health`"
 
         # 2. Up and healthy (Grafana left out: see the module docstring).
         started = time.monotonic()
