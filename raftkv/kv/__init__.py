@@ -19,6 +19,7 @@ from raftkv.kv.snapshot import (
     backup_to_file,
     install_stream,
     snapshot_chunks,
+    verify_backup_file,
     write_backup_file,
 )
 from raftkv.kv.state_machine import ApplyOutcome, ApplyStatus, KVStateMachine, ScanPage
@@ -40,5 +41,6 @@ __all__ = [
     "reconcile",
     "restore_backup",
     "snapshot_chunks",
+    "verify_backup_file",
     "write_backup_file",
 ]

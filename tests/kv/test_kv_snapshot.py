@@ -19,6 +19,7 @@ from raftkv.kv import (
     open_node_storage,
     restore_backup,
     snapshot_chunks,
+    verify_backup_file,
 )
 from raftkv.kv.errors import SnapshotFormatError, StateMachineError
 from raftkv.kv.snapshot import install_stream, read_file_pieces
@@ -182,6 +183,7 @@ def test_backup_and_restore_into_a_new_cluster(tmp_path: Path, leader: KVStateMa
     backup = tmp_path / "backup.snap"
     meta = backup_to_file(leader, backup)
     assert meta == leader.snapshot_meta()
+    assert verify_backup_file(backup) == meta
     new_members = membership_of([1, 2])
     start = restore_backup(
         backup, tmp_path / "n1", cluster_id="new", node_id=1, membership=new_members
@@ -201,6 +203,8 @@ def test_backup_and_restore_into_a_new_cluster(tmp_path: Path, leader: KVStateMa
     data = bytearray(backup.read_bytes())
     data[len(data) // 2] ^= 0xFF
     damaged.write_bytes(bytes(data))
+    with pytest.raises(SnapshotFormatError):
+        verify_backup_file(damaged)
     with pytest.raises(SnapshotFormatError):
         restore_backup(
             damaged, tmp_path / "n2", cluster_id="new", node_id=2, membership=new_members
