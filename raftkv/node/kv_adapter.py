@@ -63,8 +63,9 @@ class KVAdapter:
 
     # -- transport side ---------------------------------------------------------------------------
     def open_snapshot(self) -> tuple[Index, Term, Iterator[bytes]]:
-        chunks = snapshot_chunks(self.state, self._chunk_bytes)
-        first = next(chunks)
+        with self.read_lock:  # the point-in-time LevelDB snapshot is taken at the first chunk
+            chunks = snapshot_chunks(self.state, self._chunk_bytes)
+            first = next(chunks)
         rest = (c.data for c in chunks)
         return first.meta.index, first.meta.term, itertools.chain([first.data], rest)
 

@@ -143,6 +143,8 @@ class KVService(ServiceBase, kv_pb2_grpc.KVServicer):
             except NoLeader:
                 if time_left(deadline) <= 0:
                     raise
+                # Leadership is moving: wait for the change instead of spinning.
+                await driver.wait_for_change(min(0.05, time_left(deadline)))
 
     # ---------------------------------------------------------------- writes
     async def Put(self, request: kv_pb2.PutRequest, context: Any) -> kv_pb2.PutResponse:

@@ -162,7 +162,9 @@ class _Peer:
         async def chunks() -> AsyncIterator[pb.SnapshotChunk]:
             yield header
             offset, crc = 0, 0
-            for data in await loop.run_in_executor(reader, _rechunk, pieces, chunk_bytes):
+            # One chunk at a time from the reader thread: memory stays bounded by a chunk.
+            rechunked = _rechunk(pieces, chunk_bytes)
+            while (data := await loop.run_in_executor(reader, next, rechunked, None)) is not None:
                 crc = zlib.crc32(data, crc)
                 yield pb.SnapshotChunk(offset=offset, data=data)
                 offset += len(data)
@@ -178,22 +180,16 @@ class _Peer:
         await self.channel.close(grace=None)
 
 
-def _rechunk(pieces: Iterator[bytes], size: int) -> list[bytes]:
-    """Read the whole stream on the reader thread, re-cut to ``size``-byte chunks.
-
-    Materialized because LevelDB iteration must stay off the event loop; bounded by
-    ``max_snapshot_bytes`` on the receiving side.
-    """
-    out: list[bytes] = []
+def _rechunk(pieces: Iterator[bytes], size: int) -> Iterator[bytes]:
+    """Re-cut a byte stream into ``size``-byte chunks (the last may be shorter)."""
     buf = bytearray()
     for piece in pieces:
         buf += piece
         while len(buf) >= size:
-            out.append(bytes(buf[:size]))
+            yield bytes(buf[:size])
             del buf[:size]
     if buf:
-        out.append(bytes(buf))
-    return out
+        yield bytes(buf)
 
 
 class GrpcTransport:
