@@ -5,20 +5,24 @@ from __future__ import annotations
 import html
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.chaos.gen import executed_history
 from tests.chaos.histories import fail, hist, info, ok
 from tests.chaos.lincheck import (
+    Budget,
     History,
     HistoryError,
     OpKind,
     Outcome,
     Recorder,
     Verdict,
+    assert_linearizable,
     check_history,
     render_report_html,
 )
@@ -127,3 +131,29 @@ def test_violation_timeline_shows_the_failing_op(tmp_path: Path) -> None:
     for process in {op.process for op in report.window}:
         assert f">p{process}</text>" in page
     assert "http" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")  # self-contained
+
+
+def test_failure_artifacts_carry_seed_faults_files_and_the_recheck_command(tmp_path: Path) -> None:
+    faults = [{"start_s": 1.5, "end_s": 3.5, "name": "partition 0 | 1 2"}]
+    history = History(ops=STALE.ops, meta={"seed": 1234, "faults": faults})
+    with pytest.raises(AssertionError) as failure:
+        assert_linearizable(history, tmp_path, name="run-1234")
+    message = str(failure.value)
+    assert "1234" in message and "partition 0 | 1 2" in message
+    assert "could not place" in message
+    assert f"python -m tests.chaos.lincheck check {tmp_path / 'run-1234.json'}" in message
+    assert History.load(tmp_path / "run-1234.json") == history
+    page = (tmp_path / "run-1234-violation-k.html").read_text()
+    assert "partition 0 | 1 2" in page and "#ffdd88" in page  # the fault band is drawn
+
+
+def test_assert_linearizable_passes_quietly_and_refuses_inconclusive_checks(tmp_path: Path) -> None:
+    good = hist(ok(0, "put", "k", 0, 1, value="a"), ok(1, "get", "k", 2, 3, result="a"))
+    assert assert_linearizable(good, tmp_path).verdict is Verdict.OK
+    assert not list(tmp_path.iterdir())  # nothing written for a pass
+    big = executed_history(random.Random(1), 3000, keys=("k",))
+    with pytest.raises(AssertionError, match="budget exceeded"):
+        assert_linearizable(big, tmp_path, budget=Budget(max_steps=1))
+    assert assert_linearizable(
+        big, tmp_path, budget=Budget(max_steps=1), allow_unknown=True
+    ).verdict is Verdict.UNKNOWN

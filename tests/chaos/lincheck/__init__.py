@@ -5,13 +5,15 @@ can check a history offline: ``python -m tests.chaos.lincheck check FILE`` (from
 root) or ``python tests/chaos/lincheck/cli.py check FILE`` (from anywhere).
 """
 
+from .artifacts import assert_linearizable, write_failure_artifacts
 from .checker import Budget, CheckResult, KeyReport, Verdict, check_history, check_key
 from .history import History, HistoryError, Op, OpKind, Outcome, Recorder, history_of
-from .render import render_report_html, timeline_svg
+from .render import FaultWindow, render_report_html, timeline_svg
 
 __all__ = [
     "Budget",
     "CheckResult",
+    "FaultWindow",
     "History",
     "HistoryError",
     "KeyReport",
@@ -20,9 +22,11 @@ __all__ = [
     "Outcome",
     "Recorder",
     "Verdict",
+    "assert_linearizable",
     "check_history",
     "check_key",
     "history_of",
     "render_report_html",
     "timeline_svg",
+    "write_failure_artifacts",
 ]

@@ -13,10 +13,12 @@ from pathlib import Path
 
 if __package__ in (None, ""):  # run as a file: make `tests.chaos.lincheck` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+    from tests.chaos.lincheck.artifacts import fault_windows
     from tests.chaos.lincheck.checker import Budget, Verdict, check_history
     from tests.chaos.lincheck.history import History, HistoryError
     from tests.chaos.lincheck.render import render_report_html
 else:
+    from .artifacts import fault_windows
     from .checker import Budget, Verdict, check_history
     from .history import History, HistoryError
     from .render import render_report_html
@@ -43,7 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.html is not None:
         args.html.mkdir(parents=True, exist_ok=True)
         for report in result.violations:
-            page = render_report_html(report, args.html / f"violation-{_safe(report.key)}.html")
+            page = render_report_html(
+                report,
+                args.html / f"violation-{_safe(report.key)}.html",
+                faults=fault_windows(history.meta),
+            )
             sys.stdout.write(f"timeline: {page}\n")
     return EXIT[result.verdict]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from .checker import KeyReport
@@ -22,6 +23,15 @@ _BAR_H = 20
 _LEFT = 70
 _WIDTH = 1100
 _TOP = 30
+
+
+@dataclass(frozen=True, slots=True)
+class FaultWindow:
+    """A nemesis interval to shade on the timeline (end None = still in force at the end)."""
+
+    start_s: float
+    end_s: float | None
+    name: str
 
 
 def _color(op: Op, failed: Op | None) -> str:
@@ -35,9 +45,14 @@ def _color(op: Op, failed: Op | None) -> str:
 
 
 def timeline_svg(
-    ops: Sequence[Op], *, failed: Op | None = None, linearized: Sequence[Op] = ()
+    ops: Sequence[Op],
+    *,
+    failed: Op | None = None,
+    linearized: Sequence[Op] = (),
+    faults: Sequence[FaultWindow] = (),
 ) -> str:
-    """An SVG timeline of ``ops``; ``failed`` is highlighted, ``linearized`` numbered."""
+    """An SVG timeline of ``ops``; ``failed`` is highlighted, ``linearized`` numbered, and
+    ``faults`` that overlap the window are shaded bands."""
     if not ops:
         return '<svg xmlns="http://www.w3.org/2000/svg" width="200" height="40"></svg>'
     processes = sorted({op.process for op in ops})
@@ -60,6 +75,17 @@ def timeline_svg(
         '<stop offset="1" stop-color="#bbbbbb" stop-opacity="0"/></linearGradient></defs>',
         f'<text x="{_LEFT}" y="16">time {t0:.6f}s .. {t1:.6f}s ({span * 1000:.3f} ms)</text>',
     ]
+    for fault in faults:
+        f_end = t1 if fault.end_s is None else fault.end_s
+        if f_end < t0 or fault.start_s > t1:
+            continue
+        left, right = x(max(fault.start_s, t0)), x(min(f_end, t1))
+        out.append(
+            f'<g><title>{html.escape(fault.name)}</title><rect x="{left:.1f}" y="{_TOP - 8}" '
+            f'width="{max(right - left, 2):.1f}" height="{height - _TOP - 14}" fill="#ffdd88" '
+            f'opacity="0.35"/><text x="{left + 2:.1f}" y="{height - 8}">'
+            f"{html.escape(fault.name)}</text></g>"
+        )
     for p, n in lane.items():
         y = _TOP + n * _LANE_H
         out.append(f'<text x="4" y="{y + 14}">p{p}</text>')
@@ -92,10 +118,17 @@ def timeline_svg(
     return "\n".join(out)
 
 
-def render_report_html(report: KeyReport, path: str | Path, title: str = "") -> Path:
+def render_report_html(
+    report: KeyReport,
+    path: str | Path,
+    title: str = "",
+    faults: Sequence[FaultWindow] = (),
+) -> Path:
     """Write the failing window of a violation (or all listed ops) as a standalone HTML page."""
     window = report.window or report.linearized
-    svg = timeline_svg(window, failed=report.failed_op, linearized=report.linearized)
+    svg = timeline_svg(
+        window, failed=report.failed_op, linearized=report.linearized, faults=faults
+    )
     failed = report.failed_op.describe() if report.failed_op is not None else "(none)"
     rows = "\n".join(
         f"<tr><td>{op.id}</td><td>p{op.process}</td><td>{op.invoke_s:.6f}</td>"
@@ -111,7 +144,7 @@ def render_report_html(report: KeyReport, path: str | Path, title: str = "") -> 
 <p>key <code>{html.escape(report.key)}</code>: {html.escape(report.reason)}</p>
 <p>could not place: <code>{html.escape(failed)}</code> (red). Blue: ok; grey fading right: unknown
 outcome (may take effect any time after invocation, or never). L<i>n</i>: position in the longest
-linearizable prefix found.</p>
+linearizable prefix found. Yellow bands: faults in force.</p>
 {svg}
 <h2>Ops in the window</h2>
 <table><tr><th>id</th><th>process</th><th>invoke</th><th>complete</th><th>op</th></tr>
