@@ -37,10 +37,15 @@ class Cluster:
             random.Random(self._rng.random()),
         )
         driver = Driver(
-            node=node, log_store=self.stores[node_id], state_machine=sm,
-            transport=self.net.transport(node_id), config=self.config,
+            node=node,
+            log_store=self.stores[node_id],
+            state_machine=sm,
+            transport=self.net.transport(node_id),
+            config=self.config,
             compactor=MemoryCompactor(
-                self.stores[node_id], sm, threshold=self.config.snapshot_threshold,
+                self.stores[node_id],
+                sm,
+                threshold=self.config.snapshot_threshold,
                 trailing=self.config.snapshot_trailing,
             ),
         )

@@ -66,9 +66,7 @@ def test_concurrent_proposals_share_fsyncs() -> None:
             original(**kw)
 
         store.save = counting_save  # type: ignore[method-assign]
-        results = await asyncio.gather(
-            *(leader.propose(put(b"k%d" % i, b"v")) for i in range(500))
-        )
+        results = await asyncio.gather(*(leader.propose(put(b"k%d" % i, b"v")) for i in range(500)))
         assert len({r.index for r in results}) == 500  # type: ignore[attr-defined]
         assert saves < 100, f"{saves} fsyncs for 500 proposals: batching is broken"
         await c.stop_all()
