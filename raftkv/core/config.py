@@ -18,7 +18,10 @@ class RaftConfig:
     check_quorum: bool = True
     max_msg_bytes: int = 1 << 20
     """At most this many entry bytes per AppendRequest (one entry always fits)."""
-    max_inflight_msgs: int = 256
+    max_inflight_msgs: int = 4
+    """Unacknowledged appends per follower. Small on purpose: while the window is full, new
+    entries accumulate and leave together, and every message costs a Python gRPC node far more
+    than its bytes do."""
     max_inflight_bytes: int = 64 << 20
     max_uncommitted_entries: int = 100_000
     """Proposals beyond this many uncommitted entries are refused (backpressure)."""
