@@ -138,6 +138,46 @@ def test_divergent_follower_repaired_in_few_round_trips() -> None:
     assert len(appends) <= 3
 
 
+def test_divergent_follower_repaired_by_term_hints() -> None:
+    """Raft §5.3 (end): when the first contact is the new leader's probe at its last index,
+    the reject's hint lets the leader skip the follower's whole stale term at once: one or two
+    rejected probes for 60 divergent entries, where backing up one entry at a time takes 60."""
+    cluster = Cluster(3, seed=4, max_inflight_msgs=4)
+    first = cluster.check_one_leader()
+    cluster.one(b"common")
+    cluster.disconnect(first)
+    for i in range(60):
+        cluster.propose(first, b"stale-%d" % i)
+    cluster.run(3 * ELECTION)
+    leader = cluster.check_one_leader()
+    for i in range(70):  # newer-term entries over every index the stale ones occupy
+        cluster.propose(leader, b"new-%d" % i)
+    cluster.one(b"new-last", expected=2)
+    other = next(i for i in cluster.nodes if i not in (first, leader))
+    # Hold every message: the next leader's first words to `first` are its no-op probe.
+    cluster.hold_messages = True
+    cluster.connect(first)
+    cluster.transfer(leader, other)
+    rejects = 0
+    for _ in range(40):
+        if cluster.raft(first).last_index == cluster.raft(other).last_index and (
+            cluster.raft(first).log_entry_term(Index(cluster.raft(first).last_index))
+            == cluster.raft(other).term
+        ):
+            break
+        cluster.drop_where(lambda m: isinstance(m, AppendRequest) and not m.entries)
+        rejects += sum(
+            1
+            for m, _ in cluster.outbox
+            if isinstance(m, AppendResponse) and m.from_id == first and not m.success
+        )
+        cluster.deliver_where(lambda m: True)
+    else:
+        raise AssertionError("the divergent follower was never repaired")
+    assert cluster.raft(other).role == Role.LEADER
+    assert 1 <= rejects <= 2, f"{rejects} rejected probes to repair 60 divergent entries"
+
+
 def test_figure_8_old_term_entry_on_majority_is_not_committed() -> None:
     """Raft §5.4.2, Figure 8: a leader does not commit an entry of an older term by counting
     replicas, because a later leader could still overwrite it."""
