@@ -92,7 +92,7 @@ build_python_base() {
     work="$(mktemp -d "${TMPDIR:-/tmp}/raftkv-python-base.XXXXXX")"
     # shellcheck disable=SC2064
     trap "rm -rf '$work'" RETURN
-    say "building the ${PYTHON_TAGS[0]} stand-in from Debian bookworm packages (about 45 s)"
+    say "building the ${PYTHON_TAGS[0]} stand-in from Debian bookworm packages (about a minute)"
     # /usr/local becomes a venv: the official image's layout (python and pip in /usr/local/bin,
     # site-packages under /usr/local/lib/python3.11) with no externally-managed error. The host's
     # extra CA certificates go in so pip inside a build verifies TLS as pip on the host does.
@@ -126,13 +126,19 @@ build_prometheus_image() {
     work="$(mktemp -d "${TMPDIR:-/tmp}/raftkv-prom-image.XXXXXX")"
     # shellcheck disable=SC2064
     trap "rm -rf '$work'" RETURN
-    say "building the $PROM_TAG stand-in from Debian's prometheus package (about 40 s)"
+    say "building the $PROM_TAG stand-in from Debian's prometheus package (about a minute)"
     # Laid out like the official image: /bin/prometheus, /etc/prometheus, /prometheus owned by
     # nobody, run as nobody; busybox for the healthcheck's wget as in the official busybox base.
+    # The web UI's JavaScript libraries, docs and translations are left out (the API is what the
+    # tests use): 190 MB instead of 460 MB.
     mmdebstrap --quiet --variant=minbase \
         --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
         --aptopt='Acquire::Check-Valid-Until "false"' \
         --aptopt='APT::Install-Recommends "false"' \
+        --dpkgopt='path-exclude=/usr/share/javascript/*' \
+        --dpkgopt='path-exclude=/usr/share/doc/*' \
+        --dpkgopt='path-exclude=/usr/share/man/*' \
+        --dpkgopt='path-exclude=/usr/share/locale/*' \
         --include=prometheus,busybox,ca-certificates \
         --customize-hook='chroot "$1" sh -c "ln -sf /bin/busybox /usr/local/bin/wget; mkdir -p /prometheus /etc/prometheus; chown -R nobody:nogroup /prometheus"' \
         --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin' \

@@ -164,6 +164,8 @@ def engine() -> Iterator[None]:
 def test_compose_cluster_end_to_end(engine: None) -> None:
     test_started = time.monotonic()
     dangling_before = set(docker("images", "-qf", "dangling=true").stdout.split())
+    # Leftovers of an interrupted earlier run would be reused by `up`: start clean.
+    compose("down", "-v", "--remove-orphans", "-t", "5", timeout_s=120, five=True)
     try:
         # 1. Build from the real Dockerfile.
         started = time.monotonic()
