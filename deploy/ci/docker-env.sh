@@ -13,6 +13,9 @@
 #                prom/prometheus:v2 tag docker-compose.yml names. Skipped when the tag exists.
 # Needs root and the Debian packages docker.io, mmdebstrap, prometheus (deploy/ci/setup.sh installs
 # them). Exits non-zero with the reason on stderr when a step cannot be done.
+#
+# mmdebstrap hooks receive the rootfs as "$1": single quotes keep it for mmdebstrap to expand.
+# shellcheck disable=SC2016
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
