@@ -238,9 +238,22 @@ class NodeServer:
                 log.info(
                     "handed leadership over in %.3fs", asyncio.get_running_loop().time() - deadline
                 )
-        await self.server.stop(self.settings.shutdown_grace_s)
-        await self.driver.stop()
+        # New calls are refused at once; client calls in flight get the grace period, with
+        # replication still running. Peer streams never end by themselves, so they are ended
+        # once the client calls are done (else they would hold the whole grace period).
+        grace = self.settings.shutdown_grace_s
+        stopping = asyncio.create_task(self.server.stop(grace))
+        deadline = time.monotonic() + grace
+        while self.context.inflight and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        self.raft_servicer.end_streams()
         await self.transport.close()
+        # Nothing left worth waiting for: cancel the rest now (cancelled peer streams otherwise
+        # linger in grpc until the grace period ends).
+        await self.server.stop(None)
+        await stopping
+        log.debug("gRPC server stopped")
+        await self.driver.stop()
         await self.forwarder.close()
         self.raft_servicer.close()
         self.context.reader.close()

@@ -31,6 +31,8 @@ class NodeContext:
         self.driver = driver
         self.state = state
         self.reader = Reader(state)
+        self.inflight = 0
+        """Client calls being served (shutdown waits for them within its grace period)."""
         self.leader_wait_s = 2 * settings.election_timeout_ms / 1000
 
     def leader_address(self) -> str | None:

@@ -42,6 +42,7 @@ class ServiceBase:
     async def serve(self, method: str, context: Any, handler: Callable[[float], Awaitable[R]]) -> R:
         started = time.perf_counter()
         code = grpc.StatusCode.OK
+        self.node.inflight += 1
         try:
             result = await handler(deadline_of(context))
         except ForwardedError as exc:
@@ -53,6 +54,7 @@ class ServiceBase:
                 log.exception("%s failed", method)
             await self._abort(context, code, message)
         finally:
+            self.node.inflight -= 1
             if self.metrics is not None:
                 self.metrics.on_client_request(method, code.name, time.perf_counter() - started)
         context.set_trailing_metadata(self.node.metadata())

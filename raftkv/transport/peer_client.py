@@ -216,8 +216,11 @@ class GrpcTransport:
         self._addresses = {p: a for p, a in peers.items() if p != node_id}
         self._peers: dict[NodeId, _Peer] = {}
         self._warned: set[int] = set()
+        self._closed = False
 
     def send(self, messages: Sequence[Message]) -> None:
+        if self._closed:
+            return
         for m in messages:
             peer = self._peers.get(m.to_id)
             if peer is None:
@@ -241,6 +244,7 @@ class GrpcTransport:
         return self._addresses.get(NodeId(node_id))
 
     async def close(self) -> None:
+        self._closed = True
         for peer in self._peers.values():
             with contextlib.suppress(Exception):
                 await peer.close()

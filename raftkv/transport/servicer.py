@@ -69,6 +69,7 @@ class RaftServicer(raft_pb2_grpc.RaftServicer):
         self._observer = observer
         self._staging = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raftkv-snap-stage")
         self._snapshot_lock = asyncio.Lock()
+        self._streams: set[asyncio.Task[Any]] = set()
 
     async def _one(
         self, method: str, request: Any, context: grpc.aio.ServicerContext
@@ -114,6 +115,11 @@ class RaftServicer(raft_pb2_grpc.RaftServicer):
     ) -> pb.PeerAck:
         """The ordered fast path: every batch's messages go to the inbox in order."""
         check, inbox, observer = self._check, self._inbox, self._observer
+        task = asyncio.current_task()
+        if task is not None:
+            # Peers keep their streams open: close() ends them, or shutdown waits out its grace.
+            self._streams.add(task)
+            task.add_done_callback(self._streams.discard)
         async for batch in request_iterator:
             for wrapper in batch.messages:
                 try:
@@ -188,5 +194,11 @@ class RaftServicer(raft_pb2_grpc.RaftServicer):
             return f"snapshot exceeds max_snapshot_bytes ({self._config.max_snapshot_bytes})"
         return None
 
+    def end_streams(self) -> None:
+        """End every inbound peer stream (at shutdown; peers reconnect elsewhere or later)."""
+        for task in list(self._streams):
+            task.cancel()
+
     def close(self) -> None:
+        self.end_streams()
         self._staging.shutdown(wait=False, cancel_futures=True)

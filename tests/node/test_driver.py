@@ -155,7 +155,7 @@ def test_lagging_follower_catches_up_through_a_snapshot() -> None:
             await leader.propose(put(b"k%d" % i, b"v%d" % i))
         assert c.stores[leader.node.id].first_index() > 100  # compacted
         c.start(lagging)
-        await wait_until(lambda: c.machines[lagging].get(b"k299") == b"v299")
+        await wait_until(lambda: c.machines[lagging].get(b"k299") == b"v299", 20)
         assert c.machines[lagging].get(b"k0") == b"v0"
         await c.stop_all()
 
