@@ -30,7 +30,7 @@ from raftkv.pb import kv_pb2
 M0 = membership_of([1])
 KEYS = 50
 ITERATIONS = int(os.environ.get("RAFTKV_CRASH_ITERATIONS", "200"))
-BUDGET_S = float(os.environ.get("RAFTKV_CRASH_SECONDS", "45"))
+BUDGET_S = float(os.environ.get("RAFTKV_CRASH_SECONDS", "35"))
 """On a loaded machine stop early after this long, but never before MIN_ITERATIONS kills."""
 MIN_ITERATIONS = 60
 
