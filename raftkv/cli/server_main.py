@@ -1,4 +1,4 @@
-"""``raftkv``: run nodes. ``raftkv serve`` runs one node; ``raftkv up`` runs a local cluster.
+"""``raftkv``: run nodes: ``serve`` one node, ``up`` a local cluster, ``restore`` from a backup.
 
 Rules: parse, wire, run; every flag also reads ``RAFTKV_<FLAG>`` from the environment (e.g.
 RAFTKV_ID, RAFTKV_DATA_DIR); a bad flag or data directory is ONE line on stderr and exit code 2
@@ -12,15 +12,18 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
 from raftkv import __version__
+from raftkv.core.membership import membership_of
 from raftkv.core.types import NodeId
+from raftkv.kv.restore import restore_backup
 from raftkv.logging_setup import configure_logging
 from raftkv.server.app import NodeServer
 from raftkv.server.local_cluster import run_up
-from raftkv.server.settings import Settings, SettingsError, parse_cluster
+from raftkv.server.settings import Settings, SettingsError, cluster_id_for, parse_cluster
 from raftkv.storage.errors import StorageError
 
 log = logging.getLogger(__name__)
@@ -179,7 +182,52 @@ def up(nodes: int, data_dir: Path, base_port: int, metrics_base_port: int) -> No
     )
 
 
-def _fail(message: str, code: int) -> None:
+@main.command()
+@click.option(
+    "--backup",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    envvar="RAFTKV_BACKUP",
+    help="A file written by `raftkv-cli snapshot save`.",
+)
+@click.option("--id", "node_id", type=click.IntRange(min=1), required=True, envvar="RAFTKV_ID")
+@click.option(
+    "--cluster",
+    required=True,
+    envvar="RAFTKV_CLUSTER",
+    help="ID=HOST:PORT,... of the NEW cluster's members.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    envvar="RAFTKV_DATA_DIR",
+    help="A new, empty data directory for this node.",
+)
+def restore(backup: Path, node_id: int, cluster: str, data_dir: Path) -> None:
+    """Seed a new node's data directory from a backup; then `raftkv serve` it (run this on every
+    member of the new cluster with the same --cluster)."""
+    try:
+        members = parse_cluster(cluster)
+        if NodeId(node_id) not in members:
+            raise SettingsError(f"--id {node_id} is not in --cluster (members: {sorted(members)})")
+    except SettingsError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    configure_logging(level="warning", fmt="text", node_id=node_id)
+    try:
+        meta = restore_backup(
+            backup,
+            data_dir,
+            cluster_id=cluster_id_for(members),
+            node_id=node_id,
+            membership=membership_of(members),
+        )
+    except (StorageError, OSError, ValueError) as exc:
+        _fail(f"cannot restore {backup} into {data_dir}: {exc}", EXIT_STARTUP_FAILED)
+    click.echo(f"restored {backup} into {data_dir} at index {meta.index} (term {meta.term})")
+
+
+def _fail(message: str, code: int) -> NoReturn:
     click.echo(f"raftkv: {message}", err=True)
     sys.exit(code)
 

@@ -2,7 +2,8 @@
 
 Rules: Status answers from this node's own view (works without a leader); TransferLeader runs on
 the leader (a follower forwards it) and returns once the target leads or the election timeout
-passes; Snapshot streams a point-in-time copy of the state read off the event loop.
+passes; Snapshot streams a point-in-time copy of the state read off the event loop, taken after a
+linearizable read point (so it holds every write acknowledged before the call).
 """
 
 from __future__ import annotations
@@ -49,8 +50,10 @@ class ClusterService(ServiceBase, kv_pb2_grpc.ClusterServicer):
         self, request: kv_pb2.BackupRequest, context: Any
     ) -> AsyncIterator[kv_pb2.BackupChunk]:
         loop = asyncio.get_running_loop()
-        status = self.node.driver.status()
         try:
+            # A linearizable point first: the backup holds every write acknowledged before it.
+            await self.node.driver.read_index()
+            status = self.node.driver.status()
             index, term, pieces = await loop.run_in_executor(None, self.node.state.open_snapshot)
         except Exception as exc:
             code, message = status_for(exc)
