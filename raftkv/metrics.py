@@ -42,13 +42,15 @@ class NodeView(Protocol):
 
     def status(self) -> Any: ...
 
+
 _LATENCY = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 _COUNT = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, *, tick_s: float = 0.01) -> None:
         r = registry
+        self._tick_s = tick_s
         self.term = Gauge("raftkv_term", "Current Raft term.", registry=r)
         self.role = Gauge("raftkv_role", "1 for this node's current role.", ["role"], registry=r)
         self.leader = Gauge("raftkv_leader_id", "Leader id this node knows (0: none).", registry=r)
@@ -65,23 +67,34 @@ class Metrics:
             "raftkv_proposals_total", "Proposals by result.", ["result"], registry=r
         )
         self.client_requests = Counter(
-            "raftkv_client_requests_total", "Client requests by method and gRPC code.",
-            ["method", "code"], registry=r,
+            "raftkv_client_requests_total",
+            "Client requests by method and gRPC code.",
+            ["method", "code"],
+            registry=r,
         )
         self.client_latency = Histogram(
-            "raftkv_client_request_duration_seconds", "Client request latency by method.",
-            ["method"], buckets=_LATENCY, registry=r,
+            "raftkv_client_request_duration_seconds",
+            "Client request latency by method.",
+            ["method"],
+            buckets=_LATENCY,
+            registry=r,
         )
         self.forwarded = Counter(
-            "raftkv_forwarded_requests_total", "Requests forwarded to the leader.", ["method"],
+            "raftkv_forwarded_requests_total",
+            "Requests forwarded to the leader.",
+            ["method"],
             registry=r,
         )
         self.fsync = Histogram(
-            "raftkv_fsync_duration_seconds", "Synced raft-log WriteBatch latency.",
-            buckets=_LATENCY, registry=r,
+            "raftkv_fsync_duration_seconds",
+            "Synced raft-log WriteBatch latency.",
+            buckets=_LATENCY,
+            registry=r,
         )
         self.entries_per_persist = Histogram(
-            "raftkv_persist_entries", "Entries per synced raft-log write.", buckets=_COUNT,
+            "raftkv_persist_entries",
+            "Entries per synced raft-log write.",
+            buckets=_COUNT,
             registry=r,
         )
         self.applied_entries = Counter(
@@ -89,22 +102,31 @@ class Metrics:
         )
         self.compactions = Counter("raftkv_compactions_total", "Log compactions.", registry=r)
         self.peer_rpc = Histogram(
-            "raftkv_peer_rpc_duration_seconds", "Peer RPC latency by method and peer.",
-            ["method", "peer"], buckets=_LATENCY, registry=r,
+            "raftkv_peer_rpc_duration_seconds",
+            "Peer RPC latency by method and peer.",
+            ["method", "peer"],
+            buckets=_LATENCY,
+            registry=r,
         )
         self.peer_rpc_failures = Counter(
             "raftkv_peer_rpc_failures_total", "Failed peer RPCs.", ["method", "peer"], registry=r
         )
         self.outbox_drops = Counter(
-            "raftkv_peer_outbox_dropped_total", "Messages dropped: peer outbox full.", ["peer"],
+            "raftkv_peer_outbox_dropped_total",
+            "Messages dropped: peer outbox full.",
+            ["peer"],
             registry=r,
         )
         self.peer_received = Counter(
-            "raftkv_peer_messages_received_total", "Peer messages accepted.", ["method"],
+            "raftkv_peer_messages_received_total",
+            "Peer messages accepted.",
+            ["method"],
             registry=r,
         )
         self.rejected = Counter(
-            "raftkv_peer_messages_rejected_total", "Peer messages refused.", ["reason"],
+            "raftkv_peer_messages_rejected_total",
+            "Peer messages refused.",
+            ["reason"],
             registry=r,
         )
         self.snapshots_sent = Counter(
@@ -114,21 +136,87 @@ class Metrics:
             "raftkv_snapshots_received_total", "Snapshots received.", ["result"], registry=r
         )
         self.follower_match = Gauge(
-            "raftkv_follower_match_index", "Leader only: follower match index.", ["peer"],
+            "raftkv_follower_match_index",
+            "Leader only: follower match index.",
+            ["peer"],
             registry=r,
         )
         self.follower_lag = Gauge(
             "raftkv_follower_lag_entries", "Leader only: entries behind.", ["peer"], registry=r
         )
         self.follower_inflight = Gauge(
-            "raftkv_follower_inflight_messages", "Leader only: unacknowledged appends.", ["peer"],
+            "raftkv_follower_inflight_messages",
+            "Leader only: unacknowledged appends.",
+            ["peer"],
             registry=r,
         )
         self.follower_state = Gauge(
-            "raftkv_follower_replication_state", "Leader only: 1 for the follower's state.",
-            ["peer", "state"], registry=r,
+            "raftkv_follower_replication_state",
+            "Leader only: 1 for the follower's state.",
+            ["peer", "state"],
+            registry=r,
         )
         self.health = Gauge("raftkv_serving", "1 when the health service says SERVING.", registry=r)
+        self.elections = Counter(
+            "raftkv_elections_total",
+            "Role transitions of elections: pre-vote, campaign, won.",
+            ["stage"],
+            registry=r,
+        )
+        self.votes = Counter(
+            "raftkv_votes_total",
+            "Vote answers this node sent, by kind and result.",
+            ["kind", "result"],
+            registry=r,
+        )
+        self.messages_sent = Counter(
+            "raftkv_peer_messages_sent_total",
+            "Peer messages sent, by type.",
+            ["type"],
+            registry=r,
+        )
+        self.append_results = Counter(
+            "raftkv_append_responses_total",
+            "AppendEntries answers sent, by result.",
+            ["result"],
+            registry=r,
+        )
+        self.append_entries = Histogram(
+            "raftkv_append_entries_per_message",
+            "Entries per AppendEntries sent.",
+            buckets=_COUNT,
+            registry=r,
+        )
+        self.append_bytes = Histogram(
+            "raftkv_append_bytes_per_message",
+            "Entry bytes per AppendEntries sent.",
+            buckets=(256, 1024, 4096, 16384, 65536, 262144, 1 << 20, 4 << 20),
+            registry=r,
+        )
+        self.commit_latency = Histogram(
+            "raftkv_proposal_commit_duration_seconds",
+            "Proposal to commit (leader).",
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.apply_latency = Histogram(
+            "raftkv_commit_apply_duration_seconds",
+            "Commit to applied, per apply batch.",
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.read_index_wait = Histogram(
+            "raftkv_read_index_wait_seconds",
+            "Linearizable read: ReadIndex until applied.",
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.follower_contact = Gauge(
+            "raftkv_follower_last_contact_seconds",
+            "Leader only: seconds since the follower last answered.",
+            ["peer"],
+            registry=r,
+        )
         self._last_leader = -1
         self._last_role = ""
         self._next_follower_refresh = 0.0
@@ -144,6 +232,15 @@ class Metrics:
     def on_proposal(self, result: str) -> None:
         self.proposals.labels(result).inc()
 
+    def on_commit(self, seconds: float) -> None:
+        self.commit_latency.observe(seconds)
+
+    def on_apply_batch(self, seconds: float) -> None:
+        self.apply_latency.observe(seconds)
+
+    def on_read_index(self, seconds: float) -> None:
+        self.read_index_wait.observe(seconds)
+
     def on_compact(self, index: int) -> None:
         self.compactions.inc()
 
@@ -155,6 +252,9 @@ class Metrics:
         role = node.role.value
         if role != self._last_role:
             self._last_role = role
+            stage = {"pre-candidate": "pre_vote", "candidate": "campaign", "leader": "won"}
+            if role in stage:
+                self.elections.labels(stage[role]).inc()
             for name in ROLES:
                 self.role.labels(name).set(1 if name == role else 0)
             self.is_leader.set(1 if role == "leader" else 0)
@@ -179,6 +279,7 @@ class Metrics:
             self.follower_match.labels(peer).set(f.match_index)
             self.follower_lag.labels(peer).set(max(0, status.last_index - f.match_index))
             self.follower_inflight.labels(peer).set(f.inflight)
+            self.follower_contact.labels(peer).set(f.ticks_since_contact * self._tick_s)
             for state in REPLICATION_STATES:
                 self.follower_state.labels(peer, state).set(1 if state == f.state.value else 0)
 
@@ -187,6 +288,19 @@ class Metrics:
         self.peer_rpc.labels(method, str(peer)).observe(seconds)
         if not ok:
             self.peer_rpc_failures.labels(method, str(peer)).inc()
+
+    def on_message_sent(self, kind: str, entries: int, entry_bytes: int, ok: bool) -> None:
+        """``kind`` is the message class name; ``ok`` is its granted/success flag if any."""
+        self.messages_sent.labels(kind).inc()
+        if kind == "AppendRequest":
+            self.append_entries.observe(entries)
+            self.append_bytes.observe(entry_bytes)
+        elif kind == "AppendResponse":
+            self.append_results.labels("success" if ok else "reject").inc()
+        elif kind == "VoteResponse":
+            self.votes.labels("vote", "granted" if ok else "denied").inc()
+        elif kind == "PreVoteResponse":
+            self.votes.labels("pre_vote", "granted" if ok else "denied").inc()
 
     def on_outbox_drop(self, peer: int) -> None:
         self.outbox_drops.labels(str(peer)).inc()

@@ -58,6 +58,12 @@ class DriverObserver(Protocol):
 
     def on_proposal(self, result: str) -> None: ...
 
+    def on_commit(self, seconds: float) -> None: ...
+
+    def on_apply_batch(self, seconds: float) -> None: ...
+
+    def on_read_index(self, seconds: float) -> None: ...
+
     def on_compact(self, index: Index) -> None: ...
 
     def on_iteration(self, node: RaftNode) -> None: ...
@@ -88,7 +94,7 @@ class Driver:
         self._inbox: deque[tuple[Any, ...]] = deque()
         self._wake = asyncio.Event()
         self._ticks_due = 0
-        self._proposals: dict[Index, tuple[Term, asyncio.Future[object]]] = {}
+        self._proposals: dict[Index, tuple[Term, asyncio.Future[object], float]] = {}
         self._reads: dict[int, list[asyncio.Future[Index]]] = {}
         self._read_count = 0
         self._ticks_seen = 0
@@ -155,9 +161,12 @@ class Driver:
         if self._read_count >= self._config.max_pending_reads:
             raise Overloaded(f"{self._read_count} reads are pending (limit max_pending_reads)")
         fut: asyncio.Future[Index] = asyncio.get_running_loop().create_future()
+        started = time.perf_counter()
         self._put((_READ, fut))
         index = await fut
         await self.wait_applied(index)
+        if self._observer is not None:
+            self._observer.on_read_index(time.perf_counter() - started)
         return index
 
     async def wait_applied(self, index: int) -> None:
@@ -265,7 +274,7 @@ class Driver:
             fut.set_exception(NoLeader(str(exc)))
             self._note_proposal("dropped")
         else:
-            self._proposals[index] = (term, fut)
+            self._proposals[index] = (term, fut, time.perf_counter())
 
     def _take_reads(self, reads: list[asyncio.Future[Index]]) -> None:
         context = self._next_context
@@ -311,8 +320,11 @@ class Driver:
         if rd.send_after_persist:
             self._transport.send(rd.send_after_persist)
         if rd.committed:
+            committed_at = time.perf_counter()
             outcomes = await self.run_io(self.state_machine.apply, rd.committed)
-            self._resolve(rd.committed, outcomes)
+            if self._observer is not None:
+                self._observer.on_apply_batch(time.perf_counter() - committed_at)
+            self._resolve(rd.committed, outcomes, committed_at)
             await self._maybe_compact()
         for read in rd.reads:
             for fut in self._reads.pop(read.context, ()):
@@ -354,7 +366,9 @@ class Driver:
         else:
             self._store.save(hard_state=rd.hard_state, entries=rd.entries, snapshot=rd.snapshot)
 
-    def _resolve(self, committed: Sequence[Entry], outcomes: Sequence[object]) -> None:
+    def _resolve(
+        self, committed: Sequence[Entry], outcomes: Sequence[object], committed_at: float
+    ) -> None:
         self.applied_index = committed[-1].index
         if self._observer is not None:
             self._observer.on_apply(len(committed))
@@ -364,9 +378,11 @@ class Driver:
             pending = self._proposals.pop(entry.index, None)
             if pending is None:
                 continue
-            term, fut = pending
+            term, fut, proposed_at = pending
             if term == entry.term:
                 self._note_proposal("ok")
+                if self._observer is not None:
+                    self._observer.on_commit(committed_at - proposed_at)
                 if not fut.done():
                     fut.set_result(outcome)
             else:
@@ -380,7 +396,7 @@ class Driver:
 
     def _fail_proposals_through(self, index: Index) -> None:
         for slot in [i for i in self._proposals if i <= index]:
-            _, fut = self._proposals.pop(slot)
+            _, fut, _ = self._proposals.pop(slot)
             if not fut.done():
                 fut.set_exception(ResultUnknown("a snapshot replaced the log; outcome unknown"))
 
@@ -417,7 +433,7 @@ class Driver:
             self._observer.on_proposal(result)
 
     def _fail_everything(self, exc: Exception) -> None:
-        for _, fut in self._proposals.values():
+        for _, fut, _ in self._proposals.values():
             if not fut.done():
                 fut.set_exception(ResultUnknown(str(exc)))
         self._proposals.clear()

@@ -99,7 +99,7 @@ class NodeServer:
     def __init__(self, settings: Settings, registry: CollectorRegistry | None = None) -> None:
         self.settings = settings
         self.registry = registry or CollectorRegistry()
-        self.metrics = Metrics(self.registry)
+        self.metrics = Metrics(self.registry, tick_s=settings.driver_config().tick_s)
         self.storage, self.cluster_id = open_storage(settings)
         self.state = KVAdapter(self.storage.state)
         state_applied = self.storage.state.applied_index()

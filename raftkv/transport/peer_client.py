@@ -26,7 +26,13 @@ from typing import Any, Protocol
 
 import grpc
 
-from raftkv.core.messages import AppendRequest, Message, SnapshotRequest
+from raftkv.core.messages import (
+    AppendRequest,
+    AppendResponse,
+    Message,
+    SnapshotRequest,
+    VoteResponse,
+)
 from raftkv.core.types import NodeId
 from raftkv.pb import raft_pb2 as pb
 from raftkv.pb import raft_pb2_grpc
@@ -41,6 +47,8 @@ class PeerObserver(Protocol):
     """Metrics hooks; cheap, never raise."""
 
     def on_peer_rpc(self, method: str, peer: int, seconds: float, ok: bool) -> None: ...
+
+    def on_message_sent(self, kind: str, entries: int, entry_bytes: int, ok: bool) -> None: ...
 
     def on_outbox_drop(self, peer: int) -> None: ...
 
@@ -113,14 +121,19 @@ class _Peer:
         batch = pb.PeerBatch()
         size = 0
         cluster_id = self.owner.cluster_id
+        observer = self.owner.observer
         while self.outbox and size < max_bytes:
             m = self.outbox.popleft()
             if isinstance(m, SnapshotRequest):
                 self._start_snapshot(m)
                 continue
+            entry_bytes = 0
             if isinstance(m, AppendRequest):
-                size += sum(e.size_bytes() for e in m.entries)
+                entry_bytes = sum(e.size_bytes() for e in m.entries)
+                size += entry_bytes
             batch.messages.append(codec.encode_peer_message(m, cluster_id))
+            if observer is not None:
+                _observe_sent(observer, m, entry_bytes)
         return batch
 
     def _note_failure(self, exc: Exception) -> None:
@@ -178,6 +191,18 @@ class _Peer:
         if self.snapshot_task is not None:
             self.snapshot_task.cancel()
         await self.channel.close(grace=None)
+
+
+def _observe_sent(observer: PeerObserver, m: Message, entry_bytes: int) -> None:
+    if isinstance(m, AppendRequest):
+        observer.on_message_sent("AppendRequest", len(m.entries), entry_bytes, True)
+    elif isinstance(m, AppendResponse):
+        observer.on_message_sent("AppendResponse", 0, 0, m.success)
+    elif isinstance(m, VoteResponse):
+        kind = "PreVoteResponse" if m.pre_vote else "VoteResponse"
+        observer.on_message_sent(kind, 0, 0, m.granted)
+    else:
+        observer.on_message_sent(type(m).__name__, 0, 0, True)
 
 
 def _rechunk(pieces: Iterator[bytes], size: int) -> Iterator[bytes]:

@@ -106,6 +106,9 @@ def test_raftkv_up_starts_serves_stops_and_comes_back(tmp_path: Path) -> None:
             "raftkv_role",
             "raftkv_commit_index",
             "raftkv_client_requests_total",
+            "raftkv_elections_total",
+            "raftkv_append_entries_per_message_bucket",
+            "raftkv_votes_total",
             "raftkv_fsync_duration_seconds_bucket",
         ):
             assert name in exported, name

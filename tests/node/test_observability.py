@@ -25,12 +25,16 @@ def test_metrics_follow_the_leader_through_the_driver() -> None:
         leader._observer = metrics  # observe from now on
         for i in range(5):
             await leader.propose(put(b"k%d" % i, b"v"))
+        await leader.read_index()
         text = generate_latest(registry).decode()
         assert 'raftkv_role{role="leader"} 1.0' in text
         assert f"raftkv_leader_id {float(leader.node.id)}" in text
         assert 'raftkv_proposals_total{result="ok"} 5.0' in text
         assert "raftkv_fsync_duration_seconds_count" in text
         assert "raftkv_follower_match_index" in text
+        assert "raftkv_proposal_commit_duration_seconds_count 5.0" in text
+        assert "raftkv_read_index_wait_seconds_count 1.0" in text
+        assert "raftkv_commit_apply_duration_seconds_count" in text
         await c.stop_all()
 
     asyncio.run(asyncio.wait_for(body(), 30))
