@@ -13,12 +13,15 @@ Rules kept here:
   return entry (completion = +infinity) and are kept out of the list, offered as extra candidates
   at every step. "Never" needs no special case: such an op can always go last, where nothing
   observes it, so the search succeeds once every *definite* op is linearized.
-- Four pruning rules, all verdict-preserving: (1) unknown ops with the same effect are
+- Five pruning rules, all verdict-preserving: (1) unknown ops with the same effect are
   interchangeable, so they are only linearized in invocation order (a swap argument: any
   linearization using a later one first can use the earlier one instead); (2) an unknown op is
   never linearized where it would not change the state (it could go last instead); (3) unknown
   ops are only linearized just before a definite op that needs them, (4) in blocks that hold
-  at most one put or delete, at the start (see ``_Search.run``).
+  at most one put or delete, at the start (see ``_Search.run``); (5) an unknown cas that would
+  do the same as an unknown put is used first (``_cas_can_do``).
+- Unknown writes whose value was observed provably happened; they are checked as definite ops
+  with a deadline (``observed_write_deadlines``).
 - Equal timestamps count as overlapping (calls sort before returns): a coarse clock must never
   manufacture a violation.
 - The search is bounded by a step and time budget; exceeding it yields ``unknown``, never a hang.
@@ -33,7 +36,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from .history import History, Op, OpKind, Outcome
-from .model import ABSENT, CAS, INVALID, EncodedOp, ValueCodes, step
+from .model import ABSENT, CAS, INVALID, PUT, EncodedOp, ValueCodes, step
 
 
 class Verdict(enum.StrEnum):
@@ -279,6 +282,11 @@ class _Search:
         for i in sorted(self.unknown_pos, key=self.unknown_pos.__getitem__):
             classes.setdefault(self.enc[i].effect_class, []).append(i)
         self.classes = list(classes.values())
+        self.cas_class = {
+            (self.enc[members[0]].expected, self.enc[members[0]].value): n
+            for n, members in enumerate(self.classes)
+            if self.enc[members[0]].kind == CAS
+        }
 
         self.best_depth = -1
         self.best_stack: list[int] = []  # op indices in linearization order
@@ -388,7 +396,9 @@ class _Search:
                     if unknown_pos[i] < bound and (block == _NO_BLOCK or enc[i].kind == CAS):
                         new_state = step(state, enc[i])
                         # Rule (2): a no-op placement is never needed; it could go last instead.
-                        if new_state not in (INVALID, state):
+                        if new_state not in (INVALID, state) and not (
+                            enc[i].kind == PUT and self._cas_can_do(state, new_state, taken, bound)
+                        ):
                             new_block = state if block == _NO_BLOCK else block
                             taken[cls] += 1
                             if visit(seen, linearized, new_state, new_block, taken):
@@ -415,6 +425,15 @@ class _Search:
             else:
                 taken[where] -= 1
                 unknown_phase, cls = True, where + 1
+
+    def _cas_can_do(self, state: int, new_state: int, taken: list[int], bound: float) -> bool:
+        """Rule (5): is an available unknown cas(state -> new_state) there? Then use it rather
+        than an unknown put of the same value: the put works from any state, so keeping it
+        spare is never worse (swap the two in any linearization)."""
+        cls = self.cas_class.get((state, new_state))
+        if cls is None or taken[cls] >= len(self.classes[cls]):
+            return False
+        return self.unknown_pos[self.classes[cls][taken[cls]]] < bound
 
     def best_partial(self) -> tuple[tuple[Op, ...], Op]:
         """The longest linearizable prefix found and the definite op that could not follow it:
