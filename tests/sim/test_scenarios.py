@@ -389,3 +389,33 @@ def test_follower_that_lost_the_last_append_catches_up_on_an_idle_cluster() -> N
     assert cluster.run_until(
         lambda: len(cluster.nodes[follower].applied) >= index, 20 * ELECTION
     ), "the follower never received the entry it missed"
+
+
+def test_one_way_cut_leader_that_cannot_hear_is_replaced() -> None:
+    """Thesis §6.2 with a one-way fault: a leader whose inbound links are cut still reaches
+    everyone (so followers stay in its lease), but CheckQuorum makes it step down, and then
+    the followers elect a leader that works."""
+    cluster = Cluster(3, seed=93)
+    old = cluster.check_one_leader()
+    for other in cluster.nodes:
+        if other != old:
+            cluster.net.block(other, old)
+    assert cluster.run_until(lambda: cluster.raft(old).role != Role.LEADER, 2 * ELECTION)
+    assert cluster.run_until(lambda: cluster.leader() not in (None, old), 10 * ELECTION)
+    cluster.one(b"after-one-way-cut", expected=2)
+
+
+def test_one_way_cut_follower_that_cannot_hear_does_not_disrupt() -> None:
+    """Thesis §9.6: a follower that stops hearing the leader (but can still send) campaigns
+    with PreVote; the others are in the leader's lease, so the term and leader stay put."""
+    cluster = Cluster(3, seed=94)
+    leader = cluster.check_one_leader()
+    term = cluster.raft(leader).term
+    deaf = next(i for i in cluster.nodes if i != leader)
+    cluster.net.block(leader, deaf)
+    for i in range(5):
+        cluster.one(b"w-%d" % i, expected=2)
+    cluster.run(20 * ELECTION)
+    assert cluster.leader() == leader and cluster.raft(leader).term == term
+    cluster.net.heal()
+    cluster.one(b"healed", expected=3)
