@@ -7,7 +7,8 @@ Rules:
   ``send_now``, persist, send ``send_after_persist``, apply, serve reads, ``advance``;
 - a crash drops the core and everything volatile; only the MemoryStorage (what completed Ready
   batches persisted) and the state-machine snapshot kept with it survive. A crash may also hit
-  between ``send_now`` and persisting (``crash_mid_ready``);
+  between ``send_now`` and persisting, or between persisting and ``send_after_persist``
+  (``crash_mid_ready``);
 - the checker (:mod:`tests.sim.checker`) runs after every node iteration; every loop is bounded.
 
 The harness verbs tests use (``one``, ``check_one_leader``, membership changes) live on top,
@@ -285,6 +286,10 @@ class Engine:
             node.storage.append(rd.entries)
         if rd.hard_state is not None:
             node.storage.set_hard_state(rd.hard_state)
+        if self.crash_mid_ready and self.rng.random() < self.crash_mid_ready and rd.must_persist():
+            self.trace.append(f"{self.now}: crash {node.id} after persisting, before sending")
+            self.crash(node.id)
+            return False
         for message in rd.send_after_persist:
             self._send(node, message)
         for entry in rd.committed:
