@@ -202,11 +202,15 @@ def test_figure_8_old_term_entry_on_majority_is_not_committed() -> None:
     assert cluster.raft(5).log_entry_term(Index(x_index)) == 2
     cluster.drop_where(lambda m: True)
     cluster.crash(5)
-    # (c) S1 restarts, wins term 3 and replicates x to S3: x is on a majority (S1, S2, S3).
+    # (c) S1 restarts, wins term 3 and replicates x to S3: x is on a majority (S1, S2, S3)
+    # and S1 knows it; its term-3 no-op is only on S1 and S2.
     cluster.restart(1)
     win_election_by_hand(cluster, 1, down=(5,))
     assert cluster.raft(1).role == Role.LEADER and cluster.raft(1).term == 3
-    cluster.drop_where(to(2, 4, 5))
+    cluster.drop_where(to(4, 5))
+    cluster.deliver_where(to(2))  # S2 (holding x) takes the no-op: S1 learns S2 matches
+    cluster.deliver_where(lambda m: m.to_id == 1 and m.from_id == 2)
+    cluster.drop_where(to(2))
     for _ in range(6):  # S3 rejects the no-op's append; S1 backs up and sends x alone
         if cluster.raft(3).log_entry_term(Index(x_index)) == 1:
             break
