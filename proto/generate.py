@@ -7,11 +7,13 @@ bare ``import raft_pb2`` lines; they are rewritten to package imports here, in o
 from __future__ import annotations
 
 import argparse
+import importlib
 import re
 import sys
 import tempfile
 from pathlib import Path
 
+from google.protobuf import descriptor_pb2
 from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,7 +37,8 @@ def generate(out_dir: Path) -> None:
     for path in out_dir.glob("*_pb2*.py"):
         text = _BARE_IMPORT.sub(r"from raftkv.pb import \1 as ", path.read_text())
         path.write_text(text)
-    (out_dir / "__init__.py").write_text('"""Generated from proto/ by proto/generate.py; do not edit."""\n')
+    header = '"""Generated from proto/ by proto/generate.py; do not edit."""\n'
+    (out_dir / "__init__.py").write_text(header)
 
 
 def stale_modules() -> list[str]:
@@ -43,15 +46,12 @@ def stale_modules() -> list[str]:
 
     Compares descriptors, not generated text, so a newer grpcio-tools does not count as stale.
     """
-    import importlib
-
     sys.path.insert(0, str(ROOT))  # check this checkout's modules, not an installed copy
-    from google.protobuf import descriptor_pb2
-
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "set.pb"
         protos = sorted(p.name for p in PROTO_DIR.glob("*.proto"))
-        if protoc.main(["grpc_tools.protoc", f"-I{PROTO_DIR}", f"--descriptor_set_out={out}", *protos]):
+        args = ["grpc_tools.protoc", f"-I{PROTO_DIR}", f"--descriptor_set_out={out}", *protos]
+        if protoc.main(args):
             raise SystemExit("protoc failed")
         fresh = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
     for file in fresh.file:  # generated modules embed descriptors without json names

@@ -26,9 +26,10 @@ ALLOWED: dict[str, set[str]] = {
         "logging_setup",
     },
     "client": {"client", "pb", "errors"},
+    "loadgen": {"loadgen", "client", "pb", "errors"},
     "cli": {
         "core", "storage", "kv", "node", "transport", "server", "client", "cli", "pb", "metrics",
-        "errors", "logging_setup",
+        "errors", "logging_setup", "loadgen",
     },
     "metrics": {"metrics"},
     "errors": {"errors"},
