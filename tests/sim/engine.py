@@ -24,7 +24,7 @@ from typing import Any
 
 from raftkv.core.config import RaftConfig
 from raftkv.core.membership import Membership, membership_of
-from raftkv.core.messages import Message, SnapshotRequest
+from raftkv.core.messages import AppendResponse, Message, SnapshotRequest, VoteResponse
 from raftkv.core.raft import RaftNode
 from raftkv.core.ready import ReadState, Ready, Role
 from raftkv.core.storage import MemoryStorage
@@ -33,6 +33,14 @@ from tests.sim.checker import Checker, SafetyViolation
 from tests.sim.network import Network, Payload
 
 MAX_READY_ROUNDS = 64
+
+
+def makes_a_promise(message: Message) -> bool:
+    """A granted vote or an accepted append promises durable state (thesis §10.2.1): it may
+    only leave in ``send_after_persist``."""
+    if isinstance(message, VoteResponse):
+        return message.granted and not message.pre_vote
+    return isinstance(message, AppendResponse) and message.success
 
 
 class LivenessFailure(AssertionError):
@@ -275,6 +283,8 @@ class Engine:
 
     def _handle_ready(self, node: SimNode, rd: Ready) -> bool:
         for message in rd.send_now:
+            if makes_a_promise(message):
+                self.checker.fail(f"node {node.id} may send {message} before persisting it")
             self._send(node, message)
         if self.crash_mid_ready and self.rng.random() < self.crash_mid_ready and rd.must_persist():
             self.trace.append(f"{self.now}: crash {node.id} before persisting a ready")
