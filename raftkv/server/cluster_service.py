@@ -18,6 +18,7 @@ from raftkv import __version__
 from raftkv.core.raft import NodeStatus, RaftNode
 from raftkv.core.types import NodeId
 from raftkv.pb import kv_pb2, kv_pb2_grpc
+from raftkv.server.context import was_forwarded
 from raftkv.server.errors import FailedPrecondition, NotFound, Unavailable, status_for
 from raftkv.server.kv_service import ServiceBase
 from raftkv.server.settings import Settings
@@ -42,7 +43,8 @@ class ClusterService(ServiceBase, kv_pb2_grpc.ClusterServicer):
                 target = await transfer_leadership(self, NodeId(request.target_id), deadline)
                 return kv_pb2.TransferLeaderResponse(leader_id=target)
 
-            return await self.on_leader("TransferLeader", request, context, deadline, local)
+            forwarded = was_forwarded(context)
+            return await self.on_leader("TransferLeader", request, forwarded, deadline, local)
 
         return await self.serve("TransferLeader", context, handle)
 

@@ -2,16 +2,23 @@
 
 Rules: one channel per leader address, reused; the caller's remaining deadline goes along; the
 leader's status and message come back unchanged (so a client sees the leader's own answer).
+KV operations are coalesced: at most ``MAX_BATCHES_IN_FLIGHT`` KV.Batch calls per leader, and
+everything that queued up meanwhile leaves in the next one (at most ``MAX_BATCH_OPS``), so a
+follower under load spends one call per batch rather than one per operation.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections import deque
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any
 
 import grpc
 
-from raftkv.pb import kv_pb2_grpc
+from raftkv.pb import kv_pb2, kv_pb2_grpc
 from raftkv.server.context import FORWARDED_KEY
 
 
@@ -24,10 +31,37 @@ class ForwardedError(Exception):
         self.details = details
 
 
+MAX_BATCHES_IN_FLIGHT = 4
+MAX_BATCH_OPS = 256
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+_OP_FIELDS = {
+    "Get": "get",
+    "Put": "put",
+    "Delete": "delete",
+    "CompareAndSwap": "compare_and_swap",
+}
+
+
+@dataclass(slots=True)
+class _Op:
+    field: str
+    request: Any
+    deadline: float
+    future: asyncio.Future[Any]
+
+
+@dataclass(slots=True)
+class _LeaderQueue:
+    pending: deque[_Op] = dataclass_field(default_factory=deque)
+    in_flight: int = 0
+
+
 class Forwarder:
     def __init__(self, options: list[tuple[str, int]]) -> None:
         self._options = options
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._queues: dict[str, _LeaderQueue] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def _channel(self, address: str) -> grpc.aio.Channel:
         channel = self._channels.get(address)
@@ -50,7 +84,66 @@ class Forwarder:
         except grpc.aio.AioRpcError as exc:
             raise ForwardedError(exc.code(), exc.details() or exc.code().name) from None
 
+    async def forward_op(self, method: str, request: Any, address: str, deadline: float) -> Any:
+        """One KV operation, sent to the leader at ``address`` in the next batch."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        queue = self._queues.setdefault(address, _LeaderQueue())
+        queue.pending.append(_Op(_OP_FIELDS[method], request, deadline, future))
+        self._send_batches(address, queue)
+        async with asyncio.timeout_at(deadline):
+            return await future
+
+    def _send_batches(self, address: str, queue: _LeaderQueue) -> None:
+        while queue.pending and queue.in_flight < MAX_BATCHES_IN_FLIGHT:
+            ops: list[_Op] = []
+            while queue.pending and len(ops) < MAX_BATCH_OPS:
+                op = queue.pending.popleft()
+                if not op.future.done():  # its caller gave up: it was never sent
+                    ops.append(op)
+            if not ops:
+                return
+            queue.in_flight += 1
+            task = asyncio.create_task(self._send(address, queue, ops))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, address: str, queue: _LeaderQueue, ops: list[_Op]) -> None:
+        request = kv_pb2.BatchRequest(ops=[kv_pb2.BatchOp(**{op.field: op.request}) for op in ops])
+        timeout = max(0.001, max(op.deadline for op in ops) - time.monotonic())
+        stub = kv_pb2_grpc.KVStub(self._channel(address))  # type: ignore[no-untyped-call]
+        try:
+            response = await stub.Batch(request, timeout=timeout, metadata=((FORWARDED_KEY, "1"),))
+        except grpc.aio.AioRpcError as exc:
+            error = ForwardedError(exc.code(), exc.details() or exc.code().name)
+            for op in ops:
+                if not op.future.done():
+                    op.future.set_exception(error)
+        else:
+            for op, result in zip(ops, response.results, strict=False):
+                if op.future.done():
+                    continue
+                kind = result.WhichOneof("result")
+                if kind == "error":
+                    code = _CODES.get(result.error.code, grpc.StatusCode.UNKNOWN)
+                    op.future.set_exception(ForwardedError(code, result.error.message))
+                elif kind is None:
+                    op.future.set_exception(
+                        ForwardedError(grpc.StatusCode.INTERNAL, "the leader sent no result")
+                    )
+                else:
+                    op.future.set_result(getattr(result, kind))
+            for op in ops[len(response.results) :]:
+                if not op.future.done():
+                    op.future.set_exception(
+                        ForwardedError(grpc.StatusCode.INTERNAL, "the leader sent too few results")
+                    )
+        finally:
+            queue.in_flight -= 1
+            self._send_batches(address, queue)
+
     async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
         for channel in self._channels.values():
             await channel.close(grace=None)
         self._channels.clear()

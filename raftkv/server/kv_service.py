@@ -12,6 +12,7 @@ Rules:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -67,11 +68,12 @@ class ServiceBase:
         self,
         method: str,
         request: Any,
-        context: Any,
+        forwarded: bool,
         deadline: float,
         local: Callable[[], Awaitable[R]],
     ) -> R:
-        """Run ``local`` if this node leads, else forward ``request`` to the leader."""
+        """Run ``local`` if this node leads, else forward ``request`` to the leader (KV
+        operations ride the forwarder's batches; other calls go one by one)."""
         while True:
             leader = await self.node.wait_for_leader(deadline)
             if leader == self.node.settings.node_id:
@@ -79,12 +81,16 @@ class ServiceBase:
                     return await local()
                 except NotLeaderError:
                     continue  # lost leadership between the check and the proposal
-            if was_forwarded(context):
+            if forwarded:
                 raise NoLeader(f"this node is not the leader (node {leader} is); ask it directly")
             address = self.node.settings.cluster[leader]
             if self.metrics is not None:
                 self.metrics.forwarded.labels(method).inc()
-            result: R = await self.forwarder.call(self.service, method, address, request, deadline)
+            result: R
+            if self.service == "KV":
+                result = await self.forwarder.forward_op(method, request, address, deadline)
+            else:
+                result = await self.forwarder.call(self.service, method, address, request, deadline)
             return result
 
 
@@ -148,83 +154,123 @@ class KVService(ServiceBase, kv_pb2_grpc.KVServicer):
                 # Leadership is moving: wait for the change instead of spinning.
                 await driver.wait_for_change(min(0.05, time_left(deadline)))
 
-    # ---------------------------------------------------------------- writes
-    async def Put(self, request: kv_pb2.PutRequest, context: Any) -> kv_pb2.PutResponse:
+    # ---------------------------------------------------------------- operations
+    async def put(self, request: kv_pb2.PutRequest, deadline: float, forwarded: bool) -> Any:
         limits = self.node.settings.limits
+        _check_key(request.key, limits.max_key_bytes)
+        _check_value(request.value, limits.max_value_bytes)
 
-        async def handle(deadline: float) -> kv_pb2.PutResponse:
-            _check_key(request.key, limits.max_key_bytes)
-            _check_value(request.value, limits.max_value_bytes)
+        async def local() -> kv_pb2.PutResponse:
+            op = kv_pb2.PutOp(
+                key=request.key, value=request.value, return_previous=request.return_previous
+            )
+            r = await self._propose(_command(request.session, put=op), deadline)
+            return kv_pb2.PutResponse(
+                had_previous=r.had_previous, previous=r.previous, index=r.index
+            )
 
-            async def local() -> kv_pb2.PutResponse:
-                data = _command(
-                    request.session,
-                    put=kv_pb2.PutOp(
-                        key=request.key,
-                        value=request.value,
-                        return_previous=request.return_previous,
-                    ),
-                )
-                r = await self._propose(data, deadline)
-                return kv_pb2.PutResponse(
-                    had_previous=r.had_previous, previous=r.previous, index=r.index
-                )
+        return await self.on_leader("Put", request, forwarded, deadline, local)
 
-            return await self.on_leader("Put", request, context, deadline, local)
+    async def delete(self, request: kv_pb2.DeleteRequest, deadline: float, forwarded: bool) -> Any:
+        _check_key(request.key, self.node.settings.limits.max_key_bytes)
 
-        return await self.serve("Put", context, handle)
+        async def local() -> kv_pb2.DeleteResponse:
+            data = _command(request.session, delete=kv_pb2.DeleteOp(key=request.key))
+            r = await self._propose(data, deadline)
+            return kv_pb2.DeleteResponse(deleted=r.ok, index=r.index)
+
+        return await self.on_leader("Delete", request, forwarded, deadline, local)
+
+    async def compare_and_swap(
+        self, request: kv_pb2.CompareAndSwapRequest, deadline: float, forwarded: bool
+    ) -> Any:
+        limits = self.node.settings.limits
+        _check_key(request.key, limits.max_key_bytes)
+        _check_value(request.value, limits.max_value_bytes)
+        _check_value(request.expected, limits.max_value_bytes, "expected value")
+
+        async def local() -> kv_pb2.CompareAndSwapResponse:
+            op = kv_pb2.CasOp(
+                key=request.key,
+                expected=request.expected,
+                expect_absent=request.expect_absent,
+                value=request.value,
+            )
+            r = await self._propose(_command(request.session, cas=op), deadline)
+            return kv_pb2.CompareAndSwapResponse(
+                swapped=r.ok, had_current=r.had_previous, current=r.previous, index=r.index
+            )
+
+        return await self.on_leader("CompareAndSwap", request, forwarded, deadline, local)
+
+    async def get(self, request: kv_pb2.GetRequest, deadline: float, forwarded: bool) -> Any:
+        _check_key(request.key, self.node.settings.limits.max_key_bytes)
+        stale = _check_consistency(request.consistency)
+        index = await self._read_point(stale, deadline)
+        value = await self.node.reader.get(request.key)
+        if value is None:
+            return kv_pb2.GetResponse(found=False, index=index)
+        return kv_pb2.GetResponse(found=True, value=value, index=index)
+
+    # ---------------------------------------------------------------- RPCs
+    async def Put(self, request: kv_pb2.PutRequest, context: Any) -> kv_pb2.PutResponse:
+        forwarded = was_forwarded(context)
+        return await self.serve("Put", context, lambda d: self.put(request, d, forwarded))
 
     async def Delete(self, request: kv_pb2.DeleteRequest, context: Any) -> kv_pb2.DeleteResponse:
-        async def handle(deadline: float) -> kv_pb2.DeleteResponse:
-            _check_key(request.key, self.node.settings.limits.max_key_bytes)
-
-            async def local() -> kv_pb2.DeleteResponse:
-                data = _command(request.session, delete=kv_pb2.DeleteOp(key=request.key))
-                r = await self._propose(data, deadline)
-                return kv_pb2.DeleteResponse(deleted=r.ok, index=r.index)
-
-            return await self.on_leader("Delete", request, context, deadline, local)
-
-        return await self.serve("Delete", context, handle)
+        forwarded = was_forwarded(context)
+        return await self.serve("Delete", context, lambda d: self.delete(request, d, forwarded))
 
     async def CompareAndSwap(
         self, request: kv_pb2.CompareAndSwapRequest, context: Any
     ) -> kv_pb2.CompareAndSwapResponse:
-        limits = self.node.settings.limits
+        forwarded = was_forwarded(context)
+        return await self.serve(
+            "CompareAndSwap", context, lambda d: self.compare_and_swap(request, d, forwarded)
+        )
 
-        async def handle(deadline: float) -> kv_pb2.CompareAndSwapResponse:
-            _check_key(request.key, limits.max_key_bytes)
-            _check_value(request.value, limits.max_value_bytes)
-            _check_value(request.expected, limits.max_value_bytes, "expected value")
-
-            async def local() -> kv_pb2.CompareAndSwapResponse:
-                op = kv_pb2.CasOp(
-                    key=request.key,
-                    expected=request.expected,
-                    expect_absent=request.expect_absent,
-                    value=request.value,
-                )
-                r = await self._propose(_command(request.session, cas=op), deadline)
-                return kv_pb2.CompareAndSwapResponse(
-                    swapped=r.ok, had_current=r.had_previous, current=r.previous, index=r.index
-                )
-
-            return await self.on_leader("CompareAndSwap", request, context, deadline, local)
-
-        return await self.serve("CompareAndSwap", context, handle)
-
-    # ---------------------------------------------------------------- reads
     async def Get(self, request: kv_pb2.GetRequest, context: Any) -> kv_pb2.GetResponse:
-        async def handle(deadline: float) -> kv_pb2.GetResponse:
-            _check_key(request.key, self.node.settings.limits.max_key_bytes)
-            stale = _check_consistency(request.consistency)
-            index = await self._read_point(stale, deadline)
-            value = await self.node.reader.get(request.key)
-            if value is None:
-                return kv_pb2.GetResponse(found=False, index=index)
-            return kv_pb2.GetResponse(found=True, value=value, index=index)
+        return await self.serve("Get", context, lambda d: self.get(request, d, False))
 
-        return await self.serve("Get", context, handle)
+    async def Batch(self, request: kv_pb2.BatchRequest, context: Any) -> kv_pb2.BatchResponse:
+        forwarded = was_forwarded(context)
+        limit = self.node.settings.limits.max_batch_ops
+
+        async def handle(deadline: float) -> kv_pb2.BatchResponse:
+            if len(request.ops) > limit:
+                raise InvalidArgument(
+                    f"batch of {len(request.ops)} operations; the limit is {limit} (max_batch_ops)"
+                )
+            results = await asyncio.gather(
+                *(self._batch_op(op, deadline, forwarded) for op in request.ops)
+            )
+            return kv_pb2.BatchResponse(results=results)
+
+        return await self.serve("Batch", context, handle)
+
+    async def _batch_op(
+        self, op: kv_pb2.BatchOp, deadline: float, forwarded: bool
+    ) -> kv_pb2.BatchResult:
+        kind = op.WhichOneof("op")
+        try:
+            match kind:
+                case "put":
+                    return kv_pb2.BatchResult(put=await self.put(op.put, deadline, forwarded))
+                case "delete":
+                    return kv_pb2.BatchResult(
+                        delete=await self.delete(op.delete, deadline, forwarded)
+                    )
+                case "compare_and_swap":
+                    response = await self.compare_and_swap(op.compare_and_swap, deadline, forwarded)
+                    return kv_pb2.BatchResult(compare_and_swap=response)
+                case "get":
+                    return kv_pb2.BatchResult(get=await self.get(op.get, deadline, forwarded))
+            raise InvalidArgument("a batch operation names no operation")
+        except ForwardedError as exc:
+            return kv_pb2.BatchResult(error=op_error(exc.code, exc.details))
+        except Exception as exc:
+            code, message = status_for(exc)
+            return kv_pb2.BatchResult(error=op_error(code, message))
 
     async def Scan(self, request: kv_pb2.ScanRequest, context: Any) -> kv_pb2.ScanResponse:
         limits = self.node.settings.limits
@@ -257,6 +303,11 @@ class KVService(ServiceBase, kv_pb2_grpc.KVServicer):
             )
 
         return await self.serve("Scan", context, handle)
+
+
+def op_error(code: grpc.StatusCode, message: str) -> kv_pb2.OpError:
+    number: int = code.value[0]
+    return kv_pb2.OpError(code=number, message=message)
 
 
 def time_left(deadline: float) -> float:

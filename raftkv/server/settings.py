@@ -57,6 +57,7 @@ class Limits:
     max_value_bytes: int = 1 << 20
     default_scan_limit: int = 1000
     max_scan_limit: int = 10_000
+    max_batch_ops: int = 1024
     max_request_bytes: int = (1 << 20) + (64 << 10)
     """gRPC's receive limit: a maximal value plus a maximal key and framing fits."""
 

@@ -213,3 +213,25 @@ def test_a_retried_write_with_the_same_session_is_applied_once(shared: Cluster) 
     again = kv_pb2.CompareAndSwapRequest(key=b"counter", expected=b"1", value=b"2", session=session)
     assert follower.kv.CompareAndSwap(again, timeout=5).swapped
     assert leader.get(b"counter") == b"2"
+
+
+def test_batch_on_a_follower_gives_each_operation_its_own_result(shared: Cluster) -> None:
+    leader = shared.leader()
+    follower = next(n for n in shared.nodes if n is not leader)
+    ops = [
+        kv_pb2.BatchOp(put=kv_pb2.PutRequest(key=b"batch/a", value=b"1")),
+        kv_pb2.BatchOp(put=kv_pb2.PutRequest(key=b"", value=b"bad")),
+        kv_pb2.BatchOp(
+            compare_and_swap=kv_pb2.CompareAndSwapRequest(
+                key=b"batch/b", expect_absent=True, value=b"2"
+            )
+        ),
+        kv_pb2.BatchOp(get=kv_pb2.GetRequest(key=b"batch/none")),
+    ]
+    results = follower.kv.Batch(kv_pb2.BatchRequest(ops=ops), timeout=10).results
+    assert [r.WhichOneof("result") for r in results] == ["put", "error", "compare_and_swap", "get"]
+    assert results[1].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert "must not be empty" in results[1].error.message
+    assert results[2].compare_and_swap.swapped
+    assert not results[3].get.found
+    assert leader.get(b"batch/a") == b"1" and leader.get(b"batch/b") == b"2"
