@@ -217,6 +217,8 @@ class Metrics:
             ["peer"],
             registry=r,
         )
+        # Resolved label children: ``labels()`` is the costly part of a hot-path increment.
+        self._children: dict[tuple[object, ...], Any] = {}
         self._last_leader = -1
         self._last_role = ""
         self._next_follower_refresh = 0.0
@@ -230,7 +232,7 @@ class Metrics:
         self.applied_entries.inc(entries)
 
     def on_proposal(self, result: str) -> None:
-        self.proposals.labels(result).inc()
+        self._child(self.proposals, result).inc()
 
     def on_commit(self, seconds: float) -> None:
         self.commit_latency.observe(seconds)
@@ -285,18 +287,26 @@ class Metrics:
 
     # ---------------------------------------------------------------- transport hooks
     def on_peer_rpc(self, method: str, peer: int, seconds: float, ok: bool) -> None:
-        self.peer_rpc.labels(method, str(peer)).observe(seconds)
         if not ok:
             self.peer_rpc_failures.labels(method, str(peer)).inc()
+            return
+        self._child(self.peer_rpc, method, str(peer)).observe(seconds)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def on_message_sent(self, kind: str, entries: int, entry_bytes: int, ok: bool) -> None:
         """``kind`` is the message class name; ``ok`` is its granted/success flag if any."""
-        self.messages_sent.labels(kind).inc()
+        self._child(self.messages_sent, kind).inc()
         if kind == "AppendRequest":
             self.append_entries.observe(entries)
             self.append_bytes.observe(entry_bytes)
         elif kind == "AppendResponse":
-            self.append_results.labels("success" if ok else "reject").inc()
+            self._child(self.append_results, "success" if ok else "reject").inc()
         elif kind == "VoteResponse":
             self.votes.labels("vote", "granted" if ok else "denied").inc()
         elif kind == "PreVoteResponse":
@@ -312,12 +322,12 @@ class Metrics:
         self.rejected.labels(reason).inc()
 
     def on_peer_message(self, method: str) -> None:
-        self.peer_received.labels(method).inc()
+        self._child(self.peer_received, method).inc()
 
     def on_snapshot_received(self, ok: bool) -> None:
         self.snapshots_received.labels("ok" if ok else "failed").inc()
 
     # ---------------------------------------------------------------- server hooks
     def on_client_request(self, method: str, code: str, seconds: float) -> None:
-        self.client_requests.labels(method, code).inc()
-        self.client_latency.labels(method).observe(seconds)
+        self._child(self.client_requests, method, code).inc()
+        self._child(self.client_latency, method).observe(seconds)
