@@ -126,3 +126,28 @@ class LostWriteStore(AtomicStore):
             if self._puts % self._every == 0:
                 return None
         return super().apply(inv)
+
+
+class StallingStore(AtomicStore):
+    """Correct, but stalls for ``stall_s`` every ``period_s`` (an election): ops wait out the
+    stall, so writes issued during one land after their clients timed out (unknown, yet applied)."""
+
+    def __init__(self, *, period_s: float = 0.5, stall_s: float = 0.25, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._period_s, self._stall_s = period_s, stall_s
+        self._start_s = time.monotonic()
+        self.applied: set[str] = set()  # every value ever written, for tests to inspect
+
+    def write(self, key: str, value: Value) -> None:
+        super().write(key, value)
+        if value is not None:
+            self.applied.add(value)
+
+    async def __call__(self, process: int, inv: Invocation) -> Result:
+        await self._pause()
+        phase = (time.monotonic() - self._start_s) % self._period_s
+        if phase < self._stall_s:
+            await asyncio.sleep(self._stall_s - phase)  # simulated unavailability
+        result = self.apply(inv)
+        await self._pause()
+        return result

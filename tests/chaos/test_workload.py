@@ -8,7 +8,13 @@ from collections import Counter
 
 import pytest
 
-from tests.chaos.fakes import AtomicStore, LostWriteStore, StaleReadStore, classify
+from tests.chaos.fakes import (
+    AtomicStore,
+    LostWriteStore,
+    StaleReadStore,
+    StallingStore,
+    classify,
+)
 from tests.chaos.lincheck import History, Op, OpKind, Outcome, Recorder, Verdict, check_history
 from tests.chaos.workload import (
     Invocation,
@@ -140,3 +146,21 @@ def test_final_reads_are_definite_and_recorded() -> None:
     assert values == {"a": "x", "b": None}
     finals = [op for op in history.ops if op.outcome is Outcome.OK]
     assert {op.key for op in finals} == {"a", "b"}
+
+
+def test_writes_that_land_after_their_client_gave_up_are_accepted() -> None:
+    store = StallingStore(seed=8, period_s=0.4, stall_s=0.2)
+    config = WorkloadConfig(keys=KEYS, clients=8, duration_s=1.2, op_timeout_s=0.05, seed=8)
+
+    async def scenario() -> History:
+        recorder = await run_workload(store, config, classify=classify)
+        await final_reads(store, recorder, KEYS)
+        return recorder.history()
+
+    history = asyncio.run(scenario())
+    unknown_writes = {
+        op.value for op in history.ops if op.outcome is Outcome.UNKNOWN and op.value is not None
+    }
+    assert unknown_writes & store.applied, "some timed-out writes should have taken effect"
+    result = check_history(history)
+    assert result.verdict is Verdict.OK, result.describe()
