@@ -134,7 +134,12 @@ class NodeServer:
         self.context = NodeContext(
             settings=settings, driver=self.driver, state=self.state, cluster_id=self.cluster_id
         )
-        self.forwarder = Forwarder(settings.transport.channel_options())
+        self.forwarder = Forwarder(
+            settings.transport.channel_options(),
+            batch_ops=settings.limits.forward_batch_ops,
+            batches_in_flight=settings.limits.forward_batches_in_flight,
+            max_queue=settings.limits.max_forward_queue,
+        )
         self.health = HealthServicer()
         self.raft_servicer = RaftServicer(
             check=PeerCheck(

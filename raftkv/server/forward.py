@@ -2,9 +2,10 @@
 
 Rules: one channel per leader address, reused; the caller's remaining deadline goes along; the
 leader's status and message come back unchanged (so a client sees the leader's own answer).
-KV operations are coalesced: at most ``MAX_BATCHES_IN_FLIGHT`` KV.Batch calls per leader, and
-everything that queued up meanwhile leaves in the next one (at most ``MAX_BATCH_OPS``), so a
-follower under load spends one call per batch rather than one per operation.
+KV operations are coalesced: at most ``batches_in_flight`` KV.Batch calls per leader, and
+everything that queued up meanwhile leaves in the next one (at most ``batch_ops``; both from the
+validated :class:`~raftkv.server.settings.Limits`), so a follower under load spends one call per
+batch rather than one per operation.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import grpc
 
 from raftkv.pb import kv_pb2, kv_pb2_grpc
 from raftkv.server.context import FORWARDED_KEY
+from raftkv.server.errors import Overloaded
 
 
 class ForwardedError(Exception):
@@ -31,8 +33,6 @@ class ForwardedError(Exception):
         self.details = details
 
 
-MAX_BATCHES_IN_FLIGHT = 4
-MAX_BATCH_OPS = 256
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
 _OP_FIELDS = {
     "Get": "get",
@@ -57,8 +57,18 @@ class _LeaderQueue:
 
 
 class Forwarder:
-    def __init__(self, options: list[tuple[str, int]]) -> None:
+    def __init__(
+        self,
+        options: list[tuple[str, int]],
+        *,
+        batch_ops: int,
+        batches_in_flight: int,
+        max_queue: int,
+    ) -> None:
         self._options = options
+        self._max_queue = max_queue
+        self._batch_ops = batch_ops
+        self._batches_in_flight = batches_in_flight
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._queues: dict[str, _LeaderQueue] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -88,15 +98,20 @@ class Forwarder:
         """One KV operation, sent to the leader at ``address`` in the next batch."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         queue = self._queues.setdefault(address, _LeaderQueue())
+        if len(queue.pending) >= self._max_queue:
+            raise Overloaded(
+                f"{len(queue.pending)} operations are waiting to be forwarded to the leader "
+                "(limit max_forward_queue); retry with backoff"
+            )
         queue.pending.append(_Op(_OP_FIELDS[method], request, deadline, future))
         self._send_batches(address, queue)
         async with asyncio.timeout_at(deadline):
             return await future
 
     def _send_batches(self, address: str, queue: _LeaderQueue) -> None:
-        while queue.pending and queue.in_flight < MAX_BATCHES_IN_FLIGHT:
+        while queue.pending and queue.in_flight < self._batches_in_flight:
             ops: list[_Op] = []
-            while queue.pending and len(ops) < MAX_BATCH_OPS:
+            while queue.pending and len(ops) < self._batch_ops:
                 op = queue.pending.popleft()
                 if not op.future.done():  # its caller gave up: it was never sent
                     ops.append(op)

@@ -58,6 +58,33 @@ class Limits:
     default_scan_limit: int = 1000
     max_scan_limit: int = 10_000
     max_batch_ops: int = 1024
+    """Operations in one KV.Batch call."""
+    forward_batch_ops: int = 256
+    """Operations a follower puts in one forwarded batch (<= max_batch_ops)."""
+    forward_batches_in_flight: int = 4
+    """Forwarded batches outstanding per leader; more operations wait for the next batch."""
+    max_forward_queue: int = 65_536
+    """Operations waiting to be forwarded; beyond it requests are refused (RESOURCE_EXHAUSTED)."""
+
+    def __post_init__(self) -> None:
+        for name in (
+            "max_key_bytes",
+            "max_value_bytes",
+            "default_scan_limit",
+            "max_scan_limit",
+            "max_batch_ops",
+            "forward_batch_ops",
+            "forward_batches_in_flight",
+            "max_forward_queue",
+            "max_request_bytes",
+        ):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name} must be >= 1")
+        if self.forward_batch_ops > self.max_batch_ops:
+            raise SettingsError("forward_batch_ops must be <= max_batch_ops")
+        if self.default_scan_limit > self.max_scan_limit:
+            raise SettingsError("default_scan_limit must be <= max_scan_limit")
+
     max_request_bytes: int = (1 << 20) + (64 << 10)
     """gRPC's receive limit: a maximal value plus a maximal key and framing fits."""
 
