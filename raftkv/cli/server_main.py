@@ -160,7 +160,16 @@ async def _serve(settings: Settings) -> None:
     except BaseException:
         await server.stop()
         raise
-    await stop.wait()
+    stopping = asyncio.create_task(stop.wait())
+    failed = asyncio.create_task(server.driver.wait_failed())
+    await asyncio.wait([stopping, failed], return_when=asyncio.FIRST_COMPLETED)
+    if failed.done() and not stop.is_set():
+        # A dead driver must not leave a process that looks alive: stop, and exit non-zero so a
+        # supervisor restarts the node (it recovers from its data directory).
+        log.critical("the Raft driver failed: %s; stopping the node", failed.result())
+        await server.stop()
+        raise SystemExit(EXIT_STARTUP_FAILED)
+    failed.cancel()
     await server.stop()
 
 

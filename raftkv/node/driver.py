@@ -113,6 +113,14 @@ class Driver:
         self._task = asyncio.create_task(self._run(), name=f"raftkv-driver-{self.node.id}")
         self._ticker = asyncio.create_task(self._tick_loop(), name=f"raftkv-ticker-{self.node.id}")
 
+    async def wait_failed(self) -> BaseException:
+        """Returns only if the driver task died (a bug or a storage failure): the node is dead."""
+        assert self._task is not None, "not started"
+        await asyncio.wait([self._task])
+        if self._task.cancelled():
+            return asyncio.CancelledError("the driver was cancelled")
+        return self._task.exception() or RuntimeError("the driver stopped")
+
     async def stop(self) -> None:
         """Finish the current iteration, fail everything pending with :class:`Stopped`."""
         self._stopping = True

@@ -160,3 +160,23 @@ def test_lagging_follower_catches_up_through_a_snapshot() -> None:
         await c.stop_all()
 
     run(body)
+
+
+def test_a_failing_state_machine_kills_the_driver_visibly() -> None:
+    async def body() -> None:
+        c = Cluster()
+        c.start_all()
+        leader = await c.leader()
+
+        def broken(entries: object) -> list[object]:
+            raise OSError("disk on fire")
+
+        leader.state_machine.apply = broken  # type: ignore[method-assign]
+        proposal = asyncio.ensure_future(leader.propose(put(b"a", b"1")))
+        failure = await asyncio.wait_for(leader.wait_failed(), 5)
+        assert isinstance(failure, OSError)
+        await c.stop_all()
+        with pytest.raises(Exception):  # noqa: B017 - unknown outcome or stopped: either is right
+            await proposal
+
+    run(body)
