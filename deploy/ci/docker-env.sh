@@ -43,6 +43,10 @@ ensure_engine() {
     command -v dockerd >/dev/null || die "no dockerd (apt-get install docker.io; deploy/ci/setup.sh)"
     [ "$(id -u)" = 0 ] || die "dockerd must be started as root"
     mkdir -p "$STATE"
+    # A pid file left by a dockerd that was killed would read as "exited" below.
+    if [ -f "$STATE/dockerd.pid" ] && ! kill -0 "$(cat "$STATE/dockerd.pid")" 2>/dev/null; then
+        rm -f "$STATE/dockerd.pid"
+    fi
     say "starting dockerd (log: $STATE/dockerd.log)"
     # Its own session, so it outlives this script and the shell that ran it.
     setsid dockerd --iptables=false --bridge=none \
