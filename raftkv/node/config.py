@@ -16,6 +16,9 @@ class DriverConfig:
     max_pending_reads: int = 100_000
     max_inputs_per_iteration: int = 8_192
     """Inputs taken into one iteration (one fsync, one message batch, one apply batch)."""
+    read_index_timeout_s: float = 0.5
+    """A ReadIndex not confirmed by then is failed (retryable) rather than left to the caller's
+    deadline: its request or answer was lost, or the leader was deposed."""
     snapshot_threshold: int = 10_000
     """Compact the log once this many applied entries sit in it."""
     snapshot_trailing: int = 1_000
@@ -33,5 +36,7 @@ class DriverConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        if not self.tick_s <= self.read_index_timeout_s <= 60:
+            raise ValueError("read_index_timeout_s must be between tick_s and 60 seconds")
         if not 0 <= self.snapshot_trailing < self.snapshot_threshold:
             raise ValueError("snapshot_trailing must be >= 0 and below snapshot_threshold")

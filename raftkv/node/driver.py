@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 _MSG, _PROPOSE, _READ, _CALL = range(4)
 _MAX_TICKS_PER_ITERATION = 3
-_PURGE_EVERY_TICKS = 100
+_CHECK_READS_EVERY_TICKS = 10
 
 
 class DriverObserver(Protocol):
@@ -98,6 +98,10 @@ class Driver:
         self._reads: dict[int, list[asyncio.Future[Index]]] = {}
         self._read_count = 0
         self._ticks_seen = 0
+        self._tick_total = 0
+        self._read_born: dict[int, int] = {}
+        """Context -> tick count when its ReadIndex was asked (to give up on lost answers)."""
+        self._read_timeout_ticks = max(1, round(config.read_index_timeout_s / config.tick_s))
         self._next_context = 1
         self._apply_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._waiter_seq = 0
@@ -264,9 +268,10 @@ class Driver:
         for _ in range(ticks):
             node.tick()
         self._ticks_seen += ticks
-        if self._ticks_seen >= _PURGE_EVERY_TICKS:
+        self._tick_total += ticks
+        if self._ticks_seen >= _CHECK_READS_EVERY_TICKS:
             self._ticks_seen = 0
-            self._purge_abandoned_reads()
+            self._expire_reads()
         if reads:
             self._take_reads(reads)
 
@@ -295,6 +300,7 @@ class Driver:
                     fut.set_exception(NoLeader())
             return
         self._reads[context] = reads
+        self._read_born[context] = self._tick_total
         self._read_count += len(reads)
 
     def _take_call(
@@ -415,10 +421,21 @@ class Driver:
             if not fut.done():
                 fut.set_result(None)
 
-    def _purge_abandoned_reads(self) -> None:
-        """Forget reads whose callers all gave up (a ReadIndex answer that never came)."""
-        for context in [c for c, futs in self._reads.items() if all(f.done() for f in futs)]:
-            self._read_count -= len(self._reads.pop(context))
+    def _expire_reads(self) -> None:
+        """Fail reads whose ReadIndex answer is overdue (a lost message, a deposed leader): a
+        read changes nothing, so the caller retries at once instead of waiting out its deadline.
+        Also forgets reads whose callers all gave up."""
+        now = self._tick_total
+        for context, born in list(self._read_born.items()):
+            futs = self._reads.get(context)
+            if futs is None:
+                del self._read_born[context]
+            elif now - born >= self._read_timeout_ticks or all(f.done() for f in futs):
+                del self._read_born[context]
+                self._read_count -= len(self._reads.pop(context))
+                for fut in futs:
+                    if not fut.done():
+                        fut.set_exception(NoLeader("the leader did not confirm the read in time"))
 
     def _on_soft_state(self) -> None:
         node = self.node
@@ -427,6 +444,7 @@ class Driver:
             # Reads forwarded to the old leader will never be answered: fail them now (safe to
             # retry: a read changes nothing).
             reads, self._reads, self._read_count = self._reads, {}, 0
+            self._read_born.clear()
             for futs in reads.values():
                 for fut in futs:
                     if not fut.done():

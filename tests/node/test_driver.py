@@ -180,3 +180,25 @@ def test_a_failing_state_machine_kills_the_driver_visibly() -> None:
             await proposal
 
     run(body)
+
+
+def test_a_lost_read_index_request_fails_fast_and_retries_succeed() -> None:
+    async def body() -> None:
+        from raftkv.core.messages import ReadIndexRequest
+
+        c = Cluster(config=DriverConfig(tick_s=0.002, read_index_timeout_s=0.1))
+        c.start_all()
+        leader = await c.leader()
+        follower = next(d for d in c.drivers.values() if d is not leader)
+        await wait_until(lambda: follower.leader_id == leader.node.id)
+        route = c.net.route
+        c.net.route = lambda src, ms: route(  # type: ignore[method-assign]
+            src, [m for m in ms if not isinstance(m, ReadIndexRequest)]
+        )
+        with pytest.raises(NoLeader, match="in time"):
+            await asyncio.wait_for(follower.read_index(), 2)
+        c.net.route = route  # type: ignore[method-assign]
+        assert await follower.read_index() >= 1
+        await c.stop_all()
+
+    run(body)
