@@ -148,6 +148,21 @@ def heal_everything(cluster: Cluster) -> None:
         cluster.restart(node_id)
 
 
+def check_reads_are_served(cluster: Cluster, leader: int, members: list[int]) -> None:
+    """Liveness of ReadIndex: a read on the leader and one on a follower are both answered."""
+    asked = [(leader, cluster.read(leader))]
+    followers = [i for i in members if i != leader and cluster.raft(i).leader_id == leader]
+    if followers:
+        follower = cluster.rng.choice(followers)
+        asked.append((follower, cluster.read(follower)))
+
+    def served() -> bool:
+        return all(context in cluster.nodes[node].served_reads for node, context in asked)
+
+    if not cluster.run_until(served, COMMIT_BOUND_TICKS):
+        raise LivenessFailure(f"reads {asked} (node, context) not served after healing")
+
+
 def run_schedule(
     seed: int, safety_ticks: int | None = None, *, membership: bool = False
 ) -> RunStats:
@@ -193,6 +208,7 @@ def _run(cluster: Cluster, safety_ticks: int | None) -> RunStats:
     )
     if not everyone:
         raise LivenessFailure(f"not every member of {config.describe()} applied through {top}")
+    check_reads_are_served(cluster, leader, members)
     cluster.checker.check_logs_fully(list(cluster.nodes.values()))
     for node_id in members:
         node = cluster.nodes[node_id]
