@@ -95,8 +95,11 @@ def container(service: str) -> str:
 
 
 def health(service: str) -> str:
+    """The container's health while it runs (healthy, starting, unhealthy), else its state."""
     state = json.loads(docker("inspect", "--format", "{{json .State}}", container(service)).stdout)
-    return str(state.get("Health", {}).get("Status", state.get("Status")))
+    if state.get("Status") != "running":
+        return str(state.get("Status"))  # exited, paused, ...: its last health is stale
+    return str(state.get("Health", {}).get("Status", "running"))
 
 
 def in_container(service: str, *args: str, timeout_s: float = 30) -> Result:
@@ -193,6 +196,8 @@ def test_compose_cluster_end_to_end(engine: None) -> None:
         leader = wait_for(leader_id, 20, "one leader")
         docker("kill", container(NODES[leader]))
         put_from_host("after-kill", "2", within_s=30)
+        # `docker kill` counts as a manual stop: restart: unless-stopped leaves it down.
+        assert health(NODES[leader]) == "exited"
         assert get_from_host("after-kill") == "2"
         assert get_from_host("a") == "1"
         new_leader = wait_for(leader_id, 20, "a leader among the survivors")
