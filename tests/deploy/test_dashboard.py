@@ -150,6 +150,19 @@ def test_dashboard_structure() -> None:
                 problems.append(f"{where} target {target.get('refId')}: datasource not {uid!r}")
             if not target.get("expr"):
                 problems.append(f"{where} target {target.get('refId')}: empty expression")
+    # Grafana's 24-column grid: every panel inside it, none on top of another.
+    taken: dict[tuple[int, int], str] = {}
+    for panel in all_panels(dashboard):
+        g = panel["gridPos"]
+        if g["x"] + g["w"] > 24:
+            problems.append(f"panel {panel['id']} {panel['title']!r}: wider than the grid")
+        for cell in (
+            (x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])
+        ):
+            if cell in taken:
+                problems.append(f"panel {panel['id']} {panel['title']!r} overlaps {taken[cell]!r}")
+                break
+            taken[cell] = panel["title"]
     assert not problems, "\n".join(problems)
 
     variables = {v["name"]: v for v in dashboard["templating"]["list"]}
