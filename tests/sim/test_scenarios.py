@@ -16,6 +16,7 @@ from raftkv.core.messages import AppendRequest, AppendResponse, Message, VoteReq
 from raftkv.core.ready import Role
 from raftkv.core.types import Index
 from tests.sim.cluster import Cluster
+from tests.sim.network import Faults
 
 ELECTION = 15
 """election_ticks of every cluster here: the election timeout is in [15, 30) ticks."""
@@ -48,10 +49,13 @@ def terms_of(cluster: Cluster) -> dict[int, int]:
     return {n.id: n.raft.term for n in cluster.live() if n.raft is not None}
 
 
+@pytest.mark.parametrize("jitter", [0, 3])
 @pytest.mark.parametrize("n", [3, 5])
-def test_initial_election_and_no_change_while_healthy(n: int) -> None:
-    """Raft §5.2: a leader is elected, and keeps leading while the network stays healthy."""
+def test_initial_election_and_no_change_while_healthy(n: int, jitter: int) -> None:
+    """Raft §5.2: a leader is elected, and keeps leading while the network stays healthy
+    (messages delayed and reordered by up to ``jitter`` ticks, none lost)."""
     cluster = Cluster(n, seed=n)
+    cluster.net.faults = Faults(max_delay_ticks=max(1, jitter))
     leader = cluster.check_one_leader(max_ticks=4 * ELECTION)
     term = cluster.raft(leader).term
     for _ in range(20 * ELECTION):
