@@ -12,17 +12,21 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
 from raftkv import __version__
+from raftkv.cli.certs import certs
+from raftkv.cli.health import health
+from raftkv.cli.security_flags import security_from_flags, security_options
 from raftkv.core.membership import membership_of
 from raftkv.core.types import NodeId
 from raftkv.kv.restore import restore_backup
 from raftkv.logging_setup import configure_logging
 from raftkv.server.app import NodeServer
 from raftkv.server.local_cluster import run_up
+from raftkv.server.security import SecurityOptions
 from raftkv.server.settings import Settings, SettingsError, cluster_id_for, parse_cluster
 from raftkv.storage.errors import StorageError
 
@@ -111,6 +115,7 @@ def main() -> None:
     envvar="RAFTKV_LOG_FORMAT",
     type=click.Choice(["text", "json"]),
 )
+@security_options
 def serve(
     *,
     node_id: int,
@@ -124,9 +129,11 @@ def serve(
     snapshot_threshold: int,
     log_level: str,
     log_format: str,
+    **tls_flags: Any,
 ) -> None:
     """Run one node of a cluster in the foreground (SIGTERM/SIGINT stop it cleanly)."""
     try:
+        security = security_from_flags(**tls_flags)
         settings = Settings(
             node_id=NodeId(node_id),
             listen=listen,
@@ -144,13 +151,13 @@ def serve(
         _fail(str(exc), EXIT_USAGE)
     configure_logging(level=log_level, fmt=log_format, node_id=node_id)
     try:
-        asyncio.run(_serve(settings))
+        asyncio.run(_serve(settings, security))
     except (SettingsError, StorageError, OSError) as exc:
         _fail(f"node {node_id} cannot start: {exc}", EXIT_STARTUP_FAILED)
 
 
-async def _serve(settings: Settings) -> None:
-    server = NodeServer(settings)
+async def _serve(settings: Settings, security: SecurityOptions | None = None) -> None:
+    server = NodeServer(settings, security=security)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -240,6 +247,10 @@ def _fail(message: str, code: int) -> NoReturn:
     click.echo(f"raftkv: {message}", err=True)
     sys.exit(code)
 
+
+main.add_command(health)
+
+main.add_command(certs)
 
 if __name__ == "__main__":
     main()

@@ -31,7 +31,7 @@ from raftkv.core.ready import Role
 from raftkv.core.types import NO_NODE, NodeId
 from raftkv.kv.node_storage import NodeStorage, open_node_storage
 from raftkv.logging_setup import set_node_facts
-from raftkv.metrics import Metrics
+from raftkv.metrics import Metrics, new_registry
 from raftkv.node.driver import Driver
 from raftkv.node.kv_adapter import KVAdapter
 from raftkv.pb import kv_pb2, kv_pb2_grpc, raft_pb2, raft_pb2_grpc
@@ -39,6 +39,7 @@ from raftkv.server.cluster_service import ClusterService, transfer_leadership
 from raftkv.server.context import NodeContext
 from raftkv.server.forward import Forwarder
 from raftkv.server.kv_service import KVService
+from raftkv.server.security import Security, SecurityOptions
 from raftkv.server.settings import Settings, SettingsError, parse_address
 from raftkv.storage.datadir import Identity
 from raftkv.transport.codec import PeerCheck
@@ -48,6 +49,8 @@ from raftkv.transport.servicer import RaftServicer
 log = logging.getLogger(__name__)
 
 _HEALTH_POLL_S = 0.05
+MAX_CONCURRENT_STREAMS = 1024
+"""Per HTTP/2 connection: one client (or peer) cannot hold unbounded calls open."""
 _SERVICES = ("", "raftkv.v1.KV", "raftkv.v1.Cluster")
 
 
@@ -96,9 +99,16 @@ def open_storage(settings: Settings) -> tuple[NodeStorage, str]:
 
 
 class NodeServer:
-    def __init__(self, settings: Settings, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: CollectorRegistry | None = None,
+        security: SecurityOptions | None = None,
+    ) -> None:
         self.settings = settings
-        self.registry = registry or CollectorRegistry()
+        # Read and check the TLS and token files before touching the data directory.
+        self.security = Security.load(security)
+        self.registry = registry or new_registry()
         self.metrics = Metrics(self.registry, tick_s=settings.driver_config().tick_s)
         self.storage, self.cluster_id = open_storage(settings)
         self.state = KVAdapter(self.storage.state)
@@ -115,6 +125,7 @@ class NodeServer:
             source=self.state,
             config=settings.transport,
             observer=self.metrics,
+            credentials=self.security.node_channel_credentials(),
         )
         driver_config = settings.driver_config()
         self.driver = Driver(
@@ -139,6 +150,7 @@ class NodeServer:
             batch_ops=settings.limits.forward_batch_ops,
             batches_in_flight=settings.limits.forward_batches_in_flight,
             max_queue=settings.limits.max_forward_queue,
+            credentials=self.security.node_channel_credentials(),
         )
         self.health = HealthServicer()
         self.raft_servicer = RaftServicer(
@@ -154,13 +166,15 @@ class NodeServer:
         )
         limit = max(settings.limits.max_request_bytes, settings.transport.max_message_bytes)
         self.server = grpc.aio.server(
+            interceptors=self.security.interceptors(),
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 5000),
                 ("grpc.so_reuseport", 0),
-            ]
+                ("grpc.max_concurrent_streams", MAX_CONCURRENT_STREAMS),
+            ],
         )
         kv_pb2_grpc.add_KVServicer_to_server(  # type: ignore[no-untyped-call]
             KVService(self.context, self.forwarder, self.metrics), self.server
@@ -190,7 +204,7 @@ class NodeServer:
     async def start(self) -> None:
         node = self.driver.node
         set_node_facts(lambda: (node.id, node.term, node.role.value))
-        self.port = self.server.add_insecure_port(self.settings.listen)
+        self.port = self.security.add_port(self.server, self.settings.listen)
         if self.port == 0:
             raise SettingsError(f"--listen {self.settings.listen}: cannot bind (in use?)")
         if self.settings.metrics_listen:
@@ -202,8 +216,9 @@ class NodeServer:
         await self.server.start()
         self._health_task = asyncio.create_task(self._watch_health())
         log.info(
-            "serving on %s (cluster %s, members %s, data %s)",
+            "serving on %s (%s; cluster %s, members %s, data %s)",
             self.settings.listen,
+            self.security.describe(),
             self.cluster_id,
             sorted(self.settings.cluster),
             self.settings.data_dir,
