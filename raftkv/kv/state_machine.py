@@ -11,6 +11,8 @@ Rules:
   data that does not decode is applied as a no-op with an error logged. Apply never raises for
   bad input: every replica must get through the same log.
 - Commands within one call see each other's writes (an overlay over the DB) in log order.
+- ``member_address`` commands write the address book (:mod:`raftkv.kv.address_book`) in the
+  same batch; :meth:`KVStateMachine.addresses` serves it from memory.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from google.protobuf.message import DecodeError
 
 from raftkv.core.membership import Membership, MembershipDecodeError, decode_membership
 from raftkv.core.types import Entry, EntryKind, Index, SnapshotMeta, Term
-from raftkv.kv import layout
+from raftkv.kv import address_book, layout
 from raftkv.kv.errors import StateMachineError
 from raftkv.kv.sessions import Session, SessionConfig, SessionTable, Verdict
 from raftkv.pb import kv_pb2
@@ -93,6 +95,15 @@ class KVStateMachine:
         self._meta = meta
         self._durable_index = meta.applied_index
         self._sessions = sessions
+        self._addresses = address_book.decode_book(
+            db.items(
+                start=address_book.ADDRESS_PREFIX,
+                stop=layout.prefix_end(address_book.ADDRESS_PREFIX),
+            )
+        )
+        self._staged_addresses: dict[int, str] = {}
+        self.addresses_version = 0
+        """Bumped whenever :meth:`addresses` may have changed (apply, snapshot install)."""
 
     # -- opening ----------------------------------------------------------------------------------
     @classmethod
@@ -166,6 +177,10 @@ class KVStateMachine:
     def snapshot_meta(self) -> SnapshotMeta:
         return self._meta.snapshot_meta()
 
+    def addresses(self) -> dict[int, str]:
+        """The replicated address book as of the applied index (never mutated: replaced)."""
+        return self._addresses
+
     def session_count(self) -> int:
         return len(self._sessions)
 
@@ -219,6 +234,7 @@ class KVStateMachine:
         """Apply committed entries in order, in one batch; one outcome per entry applied."""
         outcomes: list[ApplyOutcome] = []
         overlay: dict[bytes, bytes | None] = {}
+        self._staged_addresses = {}
         meta = self._meta
         applied, term = meta.applied_index, meta.applied_term
         clock, membership = meta.clock_ms, meta.membership
@@ -251,8 +267,14 @@ class KVStateMachine:
                 batch.put(layout.session_key(session.client_id), session.encode())
             for client_id in removed:
                 batch.delete(layout.session_key(client_id))
+            for node_id, address in self._staged_addresses.items():
+                batch.put(address_book.address_key(node_id), address_book.encode_address(address))
             batch.put(layout.META_KEY, meta.encode())
         self._meta = meta
+        if self._staged_addresses:
+            self._addresses = {**self._addresses, **self._staged_addresses}
+            self._staged_addresses = {}
+            self.addresses_version += 1
         return outcomes
 
     def _apply_one(
@@ -332,6 +354,9 @@ class KVStateMachine:
             result.had_previous = previous is not None
             if command.put.return_previous and previous is not None:
                 result.previous = previous
+        elif op == "member_address":
+            self._staged_addresses[command.member_address.node_id] = command.member_address.address
+            result.ok = True
         elif op == "delete":
             previous = read(command.delete.key)
             overlay[command.delete.key] = None
@@ -365,4 +390,6 @@ class KVStateMachine:
         self._db.close()
         reopened = KVStateMachine.open(self.path, sessions=self._sessions.config)
         self._db, self._meta, self._sessions = reopened._db, reopened._meta, reopened._sessions
+        self._addresses = reopened._addresses
+        self.addresses_version += 1
         self._durable_index = self._meta.applied_index

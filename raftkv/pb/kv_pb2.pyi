@@ -15,20 +15,22 @@ CONSISTENCY_LINEARIZABLE: Consistency
 CONSISTENCY_STALE: Consistency
 
 class Command(_message.Message):
-    __slots__ = ("client_id", "sequence", "put", "delete", "cas", "issued_at_ms")
+    __slots__ = ("client_id", "sequence", "put", "delete", "cas", "member_address", "issued_at_ms")
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     PUT_FIELD_NUMBER: _ClassVar[int]
     DELETE_FIELD_NUMBER: _ClassVar[int]
     CAS_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     ISSUED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     client_id: int
     sequence: int
     put: PutOp
     delete: DeleteOp
     cas: CasOp
+    member_address: SetMemberAddressOp
     issued_at_ms: int
-    def __init__(self, client_id: _Optional[int] = ..., sequence: _Optional[int] = ..., put: _Optional[_Union[PutOp, _Mapping]] = ..., delete: _Optional[_Union[DeleteOp, _Mapping]] = ..., cas: _Optional[_Union[CasOp, _Mapping]] = ..., issued_at_ms: _Optional[int] = ...) -> None: ...
+    def __init__(self, client_id: _Optional[int] = ..., sequence: _Optional[int] = ..., put: _Optional[_Union[PutOp, _Mapping]] = ..., delete: _Optional[_Union[DeleteOp, _Mapping]] = ..., cas: _Optional[_Union[CasOp, _Mapping]] = ..., member_address: _Optional[_Union[SetMemberAddressOp, _Mapping]] = ..., issued_at_ms: _Optional[int] = ...) -> None: ...
 
 class PutOp(_message.Message):
     __slots__ = ("key", "value", "return_previous")
@@ -57,6 +59,14 @@ class CasOp(_message.Message):
     expect_absent: bool
     value: bytes
     def __init__(self, key: _Optional[bytes] = ..., expected: _Optional[bytes] = ..., expect_absent: _Optional[bool] = ..., value: _Optional[bytes] = ...) -> None: ...
+
+class SetMemberAddressOp(_message.Message):
+    __slots__ = ("node_id", "address")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    node_id: int
+    address: str
+    def __init__(self, node_id: _Optional[int] = ..., address: _Optional[str] = ...) -> None: ...
 
 class CommandResult(_message.Message):
     __slots__ = ("ok", "had_previous", "previous", "index")
@@ -341,3 +351,45 @@ class BackupMeta(_message.Message):
     learners: _containers.RepeatedScalarFieldContainer[int]
     cluster_id: str
     def __init__(self, index: _Optional[int] = ..., term: _Optional[int] = ..., voters: _Optional[_Iterable[int]] = ..., learners: _Optional[_Iterable[int]] = ..., cluster_id: _Optional[str] = ...) -> None: ...
+
+class MemberListRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class MemberAddRequest(_message.Message):
+    __slots__ = ("id", "address", "learner")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    LEARNER_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    address: str
+    learner: bool
+    def __init__(self, id: _Optional[int] = ..., address: _Optional[str] = ..., learner: _Optional[bool] = ...) -> None: ...
+
+class MemberPromoteRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    def __init__(self, id: _Optional[int] = ...) -> None: ...
+
+class MemberRemoveRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    def __init__(self, id: _Optional[int] = ...) -> None: ...
+
+class MemberListResponse(_message.Message):
+    __slots__ = ("members", "leader_id", "leader_address", "outgoing", "cluster_id", "index")
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    LEADER_ID_FIELD_NUMBER: _ClassVar[int]
+    LEADER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    OUTGOING_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    members: _containers.RepeatedCompositeFieldContainer[Member]
+    leader_id: int
+    leader_address: str
+    outgoing: _containers.RepeatedScalarFieldContainer[int]
+    cluster_id: str
+    index: int
+    def __init__(self, members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., leader_id: _Optional[int] = ..., leader_address: _Optional[str] = ..., outgoing: _Optional[_Iterable[int]] = ..., cluster_id: _Optional[str] = ..., index: _Optional[int] = ...) -> None: ...

@@ -336,6 +336,26 @@ class ClusterStub:
                 request_serializer=kv__pb2.BackupRequest.SerializeToString,
                 response_deserializer=kv__pb2.BackupChunk.FromString,
                 _registered_method=True)
+        self.MemberList = channel.unary_unary(
+                '/raftkv.v1.Cluster/MemberList',
+                request_serializer=kv__pb2.MemberListRequest.SerializeToString,
+                response_deserializer=kv__pb2.MemberListResponse.FromString,
+                _registered_method=True)
+        self.MemberAdd = channel.unary_unary(
+                '/raftkv.v1.Cluster/MemberAdd',
+                request_serializer=kv__pb2.MemberAddRequest.SerializeToString,
+                response_deserializer=kv__pb2.MemberListResponse.FromString,
+                _registered_method=True)
+        self.MemberPromote = channel.unary_unary(
+                '/raftkv.v1.Cluster/MemberPromote',
+                request_serializer=kv__pb2.MemberPromoteRequest.SerializeToString,
+                response_deserializer=kv__pb2.MemberListResponse.FromString,
+                _registered_method=True)
+        self.MemberRemove = channel.unary_unary(
+                '/raftkv.v1.Cluster/MemberRemove',
+                request_serializer=kv__pb2.MemberRemoveRequest.SerializeToString,
+                response_deserializer=kv__pb2.MemberListResponse.FromString,
+                _registered_method=True)
 
 
 class ClusterServicer:
@@ -359,6 +379,30 @@ class ClusterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def MemberList(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MemberAdd(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MemberPromote(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MemberRemove(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClusterServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -376,6 +420,26 @@ def add_ClusterServicer_to_server(servicer, server):
                     servicer.Snapshot,
                     request_deserializer=kv__pb2.BackupRequest.FromString,
                     response_serializer=kv__pb2.BackupChunk.SerializeToString,
+            ),
+            'MemberList': grpc.unary_unary_rpc_method_handler(
+                    servicer.MemberList,
+                    request_deserializer=kv__pb2.MemberListRequest.FromString,
+                    response_serializer=kv__pb2.MemberListResponse.SerializeToString,
+            ),
+            'MemberAdd': grpc.unary_unary_rpc_method_handler(
+                    servicer.MemberAdd,
+                    request_deserializer=kv__pb2.MemberAddRequest.FromString,
+                    response_serializer=kv__pb2.MemberListResponse.SerializeToString,
+            ),
+            'MemberPromote': grpc.unary_unary_rpc_method_handler(
+                    servicer.MemberPromote,
+                    request_deserializer=kv__pb2.MemberPromoteRequest.FromString,
+                    response_serializer=kv__pb2.MemberListResponse.SerializeToString,
+            ),
+            'MemberRemove': grpc.unary_unary_rpc_method_handler(
+                    servicer.MemberRemove,
+                    request_deserializer=kv__pb2.MemberRemoveRequest.FromString,
+                    response_serializer=kv__pb2.MemberListResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -459,6 +523,114 @@ class Cluster:
             '/raftkv.v1.Cluster/Snapshot',
             kv__pb2.BackupRequest.SerializeToString,
             kv__pb2.BackupChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MemberList(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raftkv.v1.Cluster/MemberList',
+            kv__pb2.MemberListRequest.SerializeToString,
+            kv__pb2.MemberListResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MemberAdd(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raftkv.v1.Cluster/MemberAdd',
+            kv__pb2.MemberAddRequest.SerializeToString,
+            kv__pb2.MemberListResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MemberPromote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raftkv.v1.Cluster/MemberPromote',
+            kv__pb2.MemberPromoteRequest.SerializeToString,
+            kv__pb2.MemberListResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MemberRemove(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raftkv.v1.Cluster/MemberRemove',
+            kv__pb2.MemberRemoveRequest.SerializeToString,
+            kv__pb2.MemberListResponse.FromString,
             options,
             channel_credentials,
             insecure,
