@@ -11,7 +11,8 @@ Rules:
 - A "negative" answer (missing key, key not deleted, cas not swapped) prints nothing on stdout,
   says so on stderr and exits 1.
 - Every option can also come from the environment: RAFTKV_ENDPOINTS, RAFTKV_TIMEOUT,
-  RAFTKV_WRITE_OUT, and RAFTKV_<COMMAND>_<OPTION> for command options.
+  RAFTKV_WRITE_OUT, RAFTKV_CACERT, RAFTKV_CERT, RAFTKV_KEY, RAFTKV_TOKEN_FILE, and
+  RAFTKV_<COMMAND>_<OPTION> for command options.
 """
 
 from __future__ import annotations
@@ -28,6 +29,12 @@ from typing import Any, NoReturn
 import click
 
 from raftkv import __version__
+from raftkv.cli.client_security import (
+    ClientSecurity,
+    client_security_from_flags,
+    client_security_options,
+    describe_tls_hint,
+)
 from raftkv.client import Client, NodeStatus
 from raftkv.errors import (
     InvalidArgument,
@@ -66,6 +73,7 @@ class _Settings:
     endpoints: str
     timeout: float
     write_out: str
+    security: ClientSecurity = ClientSecurity()
 
 
 class _Negative(Exception):
@@ -131,7 +139,8 @@ def _describe_error(error: BaseException) -> tuple[int, str]:
     if isinstance(error, Timeout):
         return EXIT_TIMEOUT, "timeout (outcome unknown): " + _one_line(error.message)
     if isinstance(error, Unavailable):
-        return EXIT_UNAVAILABLE, "unavailable: " + _one_line(error.message)
+        hint = describe_tls_hint(error.message, _current_security())
+        return EXIT_UNAVAILABLE, "unavailable: " + _one_line(error.message) + hint
     if isinstance(error, InvalidArgument):
         return EXIT_INVALID, "invalid argument: " + _one_line(error.message)
     if isinstance(error, RaftKVError):
@@ -140,6 +149,12 @@ def _describe_error(error: BaseException) -> tuple[int, str]:
         return EXIT_ERROR, _one_line(str(error))
     log.debug("unexpected error", exc_info=error)
     return EXIT_ERROR, f"unexpected error: {type(error).__name__}: {_one_line(str(error))}"
+
+
+def _current_security() -> ClientSecurity | None:
+    ctx = click.get_current_context(silent=True)
+    settings = ctx.find_object(_Settings) if ctx is not None else None
+    return settings.security if settings is not None else None
 
 
 def _one_line(text: str) -> str:
@@ -153,7 +168,15 @@ def _client(ctx: click.Context) -> Client:
     settings: _Settings = ctx.find_object(_Settings)  # type: ignore[assignment]
     if settings.timeout <= 0:
         raise click.BadParameter("must be positive", param_hint="--timeout")
-    return ctx.with_resource(Client(settings.endpoints, timeout=settings.timeout))
+    security = settings.security
+    return ctx.with_resource(
+        Client(
+            settings.endpoints,
+            timeout=settings.timeout,
+            tls=security.tls,
+            token=security.token,
+        )
+    )
 
 
 def _json_mode(ctx: click.Context) -> bool:
@@ -227,11 +250,19 @@ def _emit_ok(ctx: click.Context, plain: str, payload: dict[str, Any]) -> None:
     show_default=True,
     help="Output format.",
 )
+@client_security_options
 @click.version_option(__version__, prog_name="raftkv-cli")
 @click.pass_context
-def main(ctx: click.Context, endpoints: str, timeout: float, write_out: str) -> None:
+def main(
+    ctx: click.Context, /, endpoints: str, timeout: float, write_out: str, **security: Any
+) -> None:
     """Talk to a raftkv cluster."""
-    ctx.obj = _Settings(endpoints=endpoints, timeout=timeout, write_out=write_out)
+    ctx.obj = _Settings(
+        endpoints=endpoints,
+        timeout=timeout,
+        write_out=write_out,
+        security=client_security_from_flags(**security),
+    )
 
 
 @main.command(epilog=EXIT_CODES)

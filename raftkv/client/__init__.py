@@ -10,6 +10,7 @@ Routing, retries and client sessions live in ``aio.py``; ``Client`` runs that on
 """
 
 from raftkv.client.aio import AsyncClient
+from raftkv.client.credentials import ClientTls, read_token_file
 from raftkv.client.sync import Client
 from raftkv.client.types import (
     FollowerProgress,
@@ -22,9 +23,11 @@ from raftkv.client.types import (
 __all__ = [
     "AsyncClient",
     "Client",
+    "ClientTls",
     "FollowerProgress",
     "MemberInfo",
     "NodeStatus",
     "ScanPage",
     "SnapshotInfo",
+    "read_token_file",
 ]

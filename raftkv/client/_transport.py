@@ -110,15 +110,29 @@ def _failed(error: grpc.aio.AioRpcError) -> AttemptFailed:
 class ChannelPool:
     """Lazily created grpc.aio channels, one per address."""
 
-    def __init__(self, options: list[tuple[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        options: list[tuple[str, Any]] | None = None,
+        *,
+        credentials: Any = None,
+        token: str | None = None,
+    ) -> None:
         self._options = _CHANNEL_OPTIONS + list(options or [])
+        self._credentials = credentials
+        """grpc.ChannelCredentials (None: plaintext)."""
+        self._metadata: tuple[tuple[str, str], ...] = (
+            (("authorization", "Bearer " + token),) if token else ()
+        )
         self._channels: dict[str, Any] = {}
 
     def channel(self, address: str) -> Any:
         channel = self._channels.get(address)
         if channel is None:
             log.debug("opening channel to %s", address)
-            channel = grpc.aio.insecure_channel(address, options=self._options)
+            if self._credentials is None:
+                channel = grpc.aio.insecure_channel(address, options=self._options)
+            else:
+                channel = grpc.aio.secure_channel(address, self._credentials, options=self._options)
             self._channels[address] = channel
         return channel
 
@@ -131,7 +145,7 @@ class ChannelPool:
             request_serializer=_serialize,
             response_deserializer=rpc.response_type.FromString,
         )
-        call = method(request, timeout=timeout_s)
+        call = method(request, timeout=timeout_s, metadata=self._metadata or None)
         try:
             response: Resp = await call
             hint, _ = _read_metadata(await call.initial_metadata(), await call.trailing_metadata())
@@ -148,7 +162,7 @@ class ChannelPool:
             request_serializer=_serialize,
             response_deserializer=rpc.response_type.FromString,
         )
-        call = method(request, timeout=timeout_s)
+        call = method(request, timeout=timeout_s, metadata=self._metadata or None)
         try:
             async for message in call:
                 yield message

@@ -45,6 +45,7 @@ from raftkv.client._session import DEFAULT_SESSION_WINDOW, SessionWindow
 from raftkv.client._status import gather_status
 from raftkv.client._transport import RPCS, AttemptFailed, ChannelPool, Rpc
 from raftkv.client.backup import BackupError, BackupWriter
+from raftkv.client.credentials import ClientTls
 from raftkv.client.types import (
     DEFAULT_MAX_KEY_BYTES,
     DEFAULT_MAX_VALUE_BYTES,
@@ -87,6 +88,8 @@ class AsyncClient:
     (default 63 random bits; two live clients must never share one). ``rng``: the randomness of
     the jitter (tests pass a seeded one). ``channel_options``: extra grpc channel options.
     ``session_window``: at most this many writes in flight (the server's session window, 64).
+    ``tls``: TLS files (:class:`~raftkv.client.credentials.ClientTls`; None: plaintext).
+    ``token``: a bearer token for clusters that require one (sent on every call, never logged).
     """
 
     def __init__(
@@ -103,12 +106,18 @@ class AsyncClient:
         rng: random.Random | None = None,
         channel_options: list[tuple[str, Any]] | None = None,
         session_window: int = DEFAULT_SESSION_WINDOW,
+        tls: ClientTls | None = None,
+        token: str | None = None,
     ) -> None:
         if timeout <= 0 or attempt_timeout <= 0:
             raise ValueError("timeout and attempt_timeout must be positive")
         self._rng = rng or random.Random()
         self._router = Router(parse_endpoints(endpoints))
-        self._pool = ChannelPool(channel_options)
+        self._pool = ChannelPool(
+            channel_options,
+            credentials=tls.channel_credentials() if tls is not None else None,
+            token=token,
+        )
         self._limits = Limits(max_key_bytes=max_key_bytes, max_value_bytes=max_value_bytes)
         self._backoff = Backoff(base_s=backoff_base, max_s=backoff_max, rng=self._rng)
         self._timeout = timeout

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from raftkv.client._scan import ScanState
 from raftkv.client._session import DEFAULT_SESSION_WINDOW
 from raftkv.client.aio import AsyncClient
+from raftkv.client.credentials import ClientTls
 from raftkv.client.types import (
     DEFAULT_MAX_KEY_BYTES,
     DEFAULT_MAX_VALUE_BYTES,
@@ -55,6 +56,8 @@ class Client:
         rng: random.Random | None = None,
         channel_options: list[tuple[str, Any]] | None = None,
         session_window: int = DEFAULT_SESSION_WINDOW,
+        tls: ClientTls | None = None,
+        token: str | None = None,
     ) -> None:
         # Build the async client first so bad arguments raise before a thread exists.
         self._aio = AsyncClient(
@@ -69,6 +72,8 @@ class Client:
             rng=rng,
             channel_options=channel_options,
             session_window=session_window,
+            tls=tls,
+            token=token,
         )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(

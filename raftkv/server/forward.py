@@ -1,7 +1,9 @@
 """Forwarding client requests from a follower to the leader over gRPC.
 
 Rules: one channel per leader address, reused; the caller's remaining deadline goes along; the
-leader's status and message come back unchanged (so a client sees the leader's own answer).
+leader's status and message come back unchanged (so a client sees the leader's own answer);
+channels use the node's TLS credentials when it has them, and calls carry the caller's bearer
+token (:func:`raftkv.server.auth.outgoing_metadata`).
 KV operations are coalesced: at most ``batches_in_flight`` KV.Batch calls per leader, and
 everything that queued up meanwhile leaves in the next one (at most ``batch_ops``; both from the
 validated :class:`~raftkv.server.settings.Limits`), so a follower under load spends one call per
@@ -20,6 +22,7 @@ from typing import Any
 import grpc
 
 from raftkv.pb import kv_pb2, kv_pb2_grpc
+from raftkv.server.auth import outgoing_metadata
 from raftkv.server.context import FORWARDED_KEY
 from raftkv.server.errors import Overloaded
 
@@ -64,8 +67,10 @@ class Forwarder:
         batch_ops: int,
         batches_in_flight: int,
         max_queue: int,
+        credentials: Any = None,
     ) -> None:
         self._options = options
+        self._credentials = credentials
         self._max_queue = max_queue
         self._batch_ops = batch_ops
         self._batches_in_flight = batches_in_flight
@@ -76,7 +81,10 @@ class Forwarder:
     def _channel(self, address: str) -> grpc.aio.Channel:
         channel = self._channels.get(address)
         if channel is None:
-            channel = grpc.aio.insecure_channel(address, options=self._options)
+            if self._credentials is None:
+                channel = grpc.aio.insecure_channel(address, options=self._options)
+            else:
+                channel = grpc.aio.secure_channel(address, self._credentials, options=self._options)
             self._channels[address] = channel
         return channel
 
@@ -89,7 +97,7 @@ class Forwarder:
         timeout = max(0.001, deadline - time.monotonic())
         try:
             return await getattr(stub, method)(
-                request, timeout=timeout, metadata=((FORWARDED_KEY, "1"),)
+                request, timeout=timeout, metadata=((FORWARDED_KEY, "1"), *outgoing_metadata())
             )
         except grpc.aio.AioRpcError as exc:
             raise ForwardedError(exc.code(), exc.details() or exc.code().name) from None
@@ -127,7 +135,8 @@ class Forwarder:
         timeout = max(0.001, max(op.deadline for op in ops) - time.monotonic())
         stub = kv_pb2_grpc.KVStub(self._channel(address))  # type: ignore[no-untyped-call]
         try:
-            response = await stub.Batch(request, timeout=timeout, metadata=((FORWARDED_KEY, "1"),))
+            metadata = ((FORWARDED_KEY, "1"), *outgoing_metadata())
+            response = await stub.Batch(request, timeout=timeout, metadata=metadata)
         except grpc.aio.AioRpcError as exc:
             error = ForwardedError(exc.code(), exc.details() or exc.code().name)
             for op in ops:

@@ -61,7 +61,12 @@ class _Peer:
         self.peer_id = peer_id
         self.address = address
         cfg = owner.config
-        self.channel = grpc.aio.insecure_channel(address, options=cfg.channel_options())
+        if owner.credentials is None:
+            self.channel = grpc.aio.insecure_channel(address, options=cfg.channel_options())
+        else:  # TLS (mutual, with a peer certificate) when the node is configured for it
+            self.channel = grpc.aio.secure_channel(
+                address, owner.credentials, options=cfg.channel_options()
+            )
         self.stub = raft_pb2_grpc.RaftStub(self.channel)  # type: ignore[no-untyped-call]
         self.outbox: deque[Message] = deque()
         self.wake = asyncio.Event()
@@ -230,6 +235,7 @@ class GrpcTransport:
         source: SnapshotSource,
         config: TransportConfig,
         observer: PeerObserver | None = None,
+        credentials: Any = None,
     ) -> None:
         self.cluster_id = cluster_id
         self.node_id = node_id
@@ -237,6 +243,8 @@ class GrpcTransport:
         self.source = source
         self.config = config
         self.observer = observer
+        self.credentials = credentials
+        """grpc.ChannelCredentials for peer channels (None: plaintext)."""
         self.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raftkv-snap-read")
         self._addresses = {p: a for p, a in peers.items() if p != node_id}
         self._peers: dict[NodeId, _Peer] = {}
