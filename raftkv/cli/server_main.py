@@ -25,6 +25,7 @@ from raftkv.core.types import NodeId
 from raftkv.kv.restore import restore_backup
 from raftkv.logging_setup import configure_logging
 from raftkv.server.app import NodeServer
+from raftkv.server.join import join_cluster, prepare_start
 from raftkv.server.local_cluster import run_up
 from raftkv.server.security import SecurityOptions
 from raftkv.server.settings import Settings, SettingsError, cluster_id_for, parse_cluster
@@ -59,9 +60,24 @@ def main() -> None:
 )
 @click.option(
     "--cluster",
-    required=True,
+    default="",
     envvar="RAFTKV_CLUSTER",
-    help="ID=HOST:PORT,... of every member (bootstraps a new data directory).",
+    help="ID=HOST:PORT,... of every member (bootstraps a new data directory; optional on an "
+    "existing one, whose members' addresses are in its log).",
+)
+@click.option(
+    "--join",
+    default="",
+    envvar="RAFTKV_JOIN",
+    help="ADDR[,ADDR...] of running members: join that cluster as a learner (empty --data-dir).",
+)
+@click.option(
+    "--auto-promote-lag",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    envvar="RAFTKV_AUTO_PROMOTE_LAG",
+    help="As leader, promote a learner within this many log entries (0: only explicitly).",
 )
 @click.option(
     "--data-dir",
@@ -121,6 +137,8 @@ def serve(
     node_id: int,
     listen: str,
     cluster: str,
+    join: str,
+    auto_promote_lag: int,
     data_dir: Path,
     advertise: str,
     metrics_listen: str,
@@ -137,7 +155,7 @@ def serve(
         settings = Settings(
             node_id=NodeId(node_id),
             listen=listen,
-            cluster=parse_cluster(cluster),
+            cluster=parse_cluster(cluster) if cluster else {NodeId(node_id): advertise or listen},
             data_dir=data_dir,
             advertise=advertise,
             metrics_listen=metrics_listen,
@@ -146,17 +164,23 @@ def serve(
             snapshot_threshold=snapshot_threshold,
             log_level=log_level,
             log_format=log_format,
+            auto_promote_lag=auto_promote_lag,
         )
+        seeds = prepare_start(settings, cluster_flag=cluster, join_flag=join)
     except SettingsError as exc:
         _fail(str(exc), EXIT_USAGE)
     configure_logging(level=log_level, fmt=log_format, node_id=node_id)
     try:
-        asyncio.run(_serve(settings, security))
+        asyncio.run(_serve(settings, security, seeds))
     except (SettingsError, StorageError, OSError) as exc:
         _fail(f"node {node_id} cannot start: {exc}", EXIT_STARTUP_FAILED)
 
 
-async def _serve(settings: Settings, security: SecurityOptions | None = None) -> None:
+async def _serve(
+    settings: Settings, security: SecurityOptions | None = None, join: list[str] | None = None
+) -> None:
+    if join:
+        await join_cluster(settings, join, security=security)
     server = NodeServer(settings, security=security)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

@@ -35,10 +35,13 @@ from raftkv.metrics import Metrics, new_registry
 from raftkv.node.driver import Driver
 from raftkv.node.kv_adapter import KVAdapter
 from raftkv.pb import kv_pb2, kv_pb2_grpc, raft_pb2, raft_pb2_grpc
-from raftkv.server.cluster_service import ClusterService, transfer_leadership
+from raftkv.server.cluster_service import transfer_leadership
 from raftkv.server.context import NodeContext
 from raftkv.server.forward import Forwarder
 from raftkv.server.kv_service import KVService
+from raftkv.server.member_service import MemberClusterService
+from raftkv.server.member_watch import MemberWatch, PeerDirectory
+from raftkv.server.membership import MembershipChanger
 from raftkv.server.security import Security, SecurityOptions
 from raftkv.server.settings import Settings, SettingsError, parse_address
 from raftkv.storage.datadir import Identity
@@ -83,6 +86,9 @@ def open_storage(settings: Settings) -> tuple[NodeStorage, str]:
         node_id=settings.node_id,
         initial_membership=membership_of(settings.cluster),
     )
+    # Addresses of members added since bootstrap come from the replicated address book.
+    for node_id, address in storage.state.addresses().items():
+        settings.cluster.setdefault(NodeId(node_id), address)
     members = storage.log.membership().members() | storage.state.membership().members()
     missing = sorted(set(members) - set(settings.cluster))
     if missing:
@@ -153,12 +159,24 @@ class NodeServer:
             credentials=self.security.node_channel_credentials(),
         )
         self.health = HealthServicer()
+        peer_check = PeerCheck(
+            cluster_id=self.cluster_id,
+            self_id=settings.node_id,
+            known_ids=list(settings.cluster),
+        )
+        book = self.storage.state
+        self.peer_directory = PeerDirectory(
+            self.context, self.transport, peer_check, book.addresses, lambda: book.addresses_version
+        )
+        self.changer = MembershipChanger(self.context, book.addresses)
+        self.member_watch = MemberWatch(
+            self.context,
+            self.peer_directory,
+            self.changer,
+            auto_promote_lag=settings.auto_promote_lag,
+        )
         self.raft_servicer = RaftServicer(
-            check=PeerCheck(
-                cluster_id=self.cluster_id,
-                self_id=settings.node_id,
-                known_ids=list(settings.cluster),
-            ),
+            check=peer_check,
             inbox=self.driver,
             stager=self.state,
             config=settings.transport,
@@ -180,7 +198,8 @@ class NodeServer:
             KVService(self.context, self.forwarder, self.metrics), self.server
         )
         kv_pb2_grpc.add_ClusterServicer_to_server(  # type: ignore[no-untyped-call]
-            ClusterService(self.context, self.forwarder, self.metrics), self.server
+            MemberClusterService(self.context, self.forwarder, self.metrics, self.changer),
+            self.server,
         )
         raft_pb2_grpc.add_RaftServicer_to_server(  # type: ignore[no-untyped-call]
             self.raft_servicer, self.server
@@ -215,6 +234,7 @@ class NodeServer:
         self.driver.start()
         await self.server.start()
         self._health_task = asyncio.create_task(self._watch_health())
+        self.member_watch.start()
         log.info(
             "serving on %s (%s; cluster %s, members %s, data %s)",
             self.settings.listen,
@@ -251,6 +271,7 @@ class NodeServer:
         if self._health_task is not None:
             self._health_task.cancel()
         await self.health.enter_graceful_shutdown()
+        await self.member_watch.stop()
         if self.driver.node.role == Role.LEADER and len(self.settings.cluster) > 1:
             with contextlib.suppress(Exception):
                 deadline = asyncio.get_running_loop().time()

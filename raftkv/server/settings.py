@@ -103,6 +103,8 @@ class Settings:
     log_level: str = "info"
     log_format: str = "text"
     shutdown_grace_s: float = 3.0
+    auto_promote_lag: int = 1000
+    """The leader promotes a learner within this many entries of its log (0: never)."""
     limits: Limits = field(default_factory=Limits)
     transport: TransportConfig = field(default_factory=TransportConfig)
 
@@ -126,6 +128,8 @@ class Settings:
             raise SettingsError("--snapshot-threshold must be >= 2")
         if self.log_format not in ("text", "json"):
             raise SettingsError("--log-format must be text or json")
+        if self.auto_promote_lag < 0:
+            raise SettingsError("--auto-promote-lag must be >= 0 (0 disables auto-promotion)")
 
     @property
     def advertised(self) -> str:

@@ -41,6 +41,8 @@ from raftkv.transport.base import Inbox, SnapshotSource
 from raftkv.transport.config import TransportConfig
 
 log = logging.getLogger(__name__)
+_closing: set[asyncio.Task[None]] = set()
+"""Channels of peers whose address changed, closing in the background."""
 
 
 class PeerObserver(Protocol):
@@ -275,6 +277,19 @@ class GrpcTransport:
 
     def address_of(self, node_id: int) -> str | None:
         return self._addresses.get(NodeId(node_id))
+
+    def set_address(self, peer_id: NodeId, address: str) -> None:
+        """Send to ``peer_id`` at ``address`` from now on (membership changes; a changed
+        address drops the old channel and reconnects on the next send)."""
+        if peer_id == self.node_id or self._addresses.get(peer_id) == address:
+            return
+        self._addresses[peer_id] = address
+        self._warned.discard(peer_id)
+        peer = self._peers.pop(peer_id, None)
+        if peer is not None:
+            task = asyncio.create_task(peer.close())
+            _closing.add(task)
+            task.add_done_callback(_closing.discard)
 
     async def close(self) -> None:
         self._closed = True
