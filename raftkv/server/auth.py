@@ -25,9 +25,8 @@ import contextvars
 import enum
 import hashlib
 import hmac
-import inspect
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -193,73 +192,3 @@ class Guard:
             return False
         return self.peers.is_peer(context.auth_context())
 
-
-class SecurityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Applies a :class:`Guard` to every call it concerns; other calls pass untouched."""
-
-    def __init__(self, guard: Guard, on_refused: Callable[[str], None] | None = None) -> None:
-        self._guard = guard
-        self._on_refused = on_refused
-
-    async def intercept_service(
-        self, continuation: Callable[[Any], Awaitable[Any]], details: Any
-    ) -> Any:
-        handler = await continuation(details)
-        need = need_of(details.method)
-        if handler is None or not self._guard.applies(need):
-            return handler
-        method, metadata = details.method, details.invocation_metadata
-        guard, on_refused = self._guard, self._on_refused
-
-        async def admit(context: Any) -> None:
-            refusal = guard.check(method, need, metadata, context)
-            if refusal is not None:
-                code, message = refusal
-                log.info("refused %s: %s", method, code.name)
-                if on_refused is not None:
-                    on_refused(code.name)
-                await context.abort(code, message)
-
-        return _wrap(handler, admit)
-
-
-def _wrap(handler: Any, admit: Callable[[Any], Awaitable[None]]) -> Any:
-    """The same handler, with ``admit(context)`` run before its behaviour."""
-    kwargs = {
-        "request_deserializer": handler.request_deserializer,
-        "response_serializer": handler.response_serializer,
-    }
-    if handler.unary_unary is not None:
-        inner_uu = handler.unary_unary
-
-        async def unary_unary(request: Any, context: Any) -> Any:
-            await admit(context)
-            return await inner_uu(request, context)
-
-        return grpc.unary_unary_rpc_method_handler(unary_unary, **kwargs)
-    if handler.stream_unary is not None:
-        inner_su = handler.stream_unary
-
-        async def stream_unary(requests: Any, context: Any) -> Any:
-            await admit(context)
-            return await inner_su(requests, context)
-
-        return grpc.stream_unary_rpc_method_handler(stream_unary, **kwargs)
-    if handler.unary_stream is not None:
-        return grpc.unary_stream_rpc_method_handler(
-            _streaming(handler.unary_stream, admit), **kwargs
-        )
-    return grpc.stream_stream_rpc_method_handler(_streaming(handler.stream_stream, admit), **kwargs)
-
-
-def _streaming(inner: Any, admit: Callable[[Any], Awaitable[None]]) -> Any:
-    async def behaviour(request: Any, context: Any) -> Any:
-        await admit(context)
-        result = inner(request, context)
-        if inspect.isasyncgen(result):
-            async for response in result:
-                yield response
-        else:  # a coroutine that writes with context.write
-            await result
-
-    return behaviour

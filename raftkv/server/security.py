@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from raftkv.server.auth import Guard, SecurityInterceptor, TokenTable
+from raftkv.server.auth import Guard, TokenTable
 from raftkv.server.tls import TlsFiles, TlsMaterial
+from raftkv.server.wire import ServiceInterceptor
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,9 +60,8 @@ class Security:
         return ", ".join(parts)
 
     def interceptors(self, on_refused: Callable[[str], None] | None = None) -> list[Any]:
-        if self.tokens is None and self.peers is None:
-            return []
-        return [SecurityInterceptor(Guard(tokens=self.tokens, peers=self.peers), on_refused)]
+        """Always one: it also answers malformed requests with INVALID_ARGUMENT."""
+        return [ServiceInterceptor(Guard(tokens=self.tokens, peers=self.peers), on_refused)]
 
     def node_channel_credentials(self) -> Any:
         """For channels to other nodes (None: plaintext)."""
