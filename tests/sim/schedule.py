@@ -202,6 +202,14 @@ def _run(cluster: Cluster, safety_ticks: int | None) -> RunStats:
     leader = cluster.check_one_leader(LEADER_BOUND_TICKS)
     config = cluster.raft(leader).membership
     members = sorted(i for i in config.members() if i in cluster.nodes)
+    if not (cluster.config_args["pre_vote"] or cluster.config_args["check_quorum"]):
+        # A removed node that never learned of its removal keeps campaigning, and without
+        # PreVote or CheckQuorum nothing stops it from deposing leaders (Raft paper §6): the
+        # operator stops removed nodes. (With either protection they stay running.)
+        for node_id in sorted(cluster.nodes):
+            if node_id not in members:
+                cluster.crash(node_id)
+        leader = cluster.check_one_leader(LEADER_BOUND_TICKS)
     top = cluster.raft(leader).commit_index
     everyone = cluster.run_until(
         lambda: all(len(cluster.nodes[i].applied) >= top for i in members), COMMIT_BOUND_TICKS
