@@ -29,8 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from raftkv.errors import RaftKVError
-
-from .realcluster import ClusterError, RealCluster
+from tests.chaos.realcluster import ClusterError, RealCluster
 
 MAX_ROUNDS = 1000
 

@@ -38,8 +38,7 @@ from typing import IO, Any
 from raftkv.client import AsyncClient, NodeStatus
 from raftkv.kv import layout
 from raftkv.kv.state_machine import KVStateMachine
-
-from .netns import Cluster
+from tests.chaos.netns import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 DELAY_PROXY = Path(__file__).resolve().parent / "delay_proxy.py"

@@ -28,6 +28,7 @@ import json
 import os
 import random
 import secrets
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,15 +39,15 @@ import pytest
 
 from raftkv.client import AsyncClient
 from raftkv.errors import InvalidArgument, Unavailable
-
-from .lincheck import Budget, History, OpKind, Outcome, Recorder, Verdict, check_history
-from .lincheck.artifacts import write_failure_artifacts
-from .nemesis import Context, FaultLog, heal_all, run_nemesis
-from .netns import Cluster
-from .realcluster import RealCluster, StateDigest
-from .workload import Invocation, WorkloadConfig, final_reads, run_workload, summarize
+from tests.chaos.lincheck import Budget, History, OpKind, Outcome, Recorder, Verdict, check_history
+from tests.chaos.lincheck.artifacts import write_failure_artifacts
+from tests.chaos.nemesis import Context, FaultLog, heal_all, run_nemesis
+from tests.chaos.netns import Cluster
+from tests.chaos.realcluster import RealCluster, StateDigest
+from tests.chaos.workload import Invocation, WorkloadConfig, final_reads, run_workload, summarize
 
 SEED_ENV = "RAFTKV_CHAOS_SEED"
+ARTIFACTS_ENV = "RAFTKV_CHAOS_ARTIFACTS"
 CLIENT_TIMEOUT_S = 2.0
 OP_TIMEOUT_S = 4.0
 CHECK_BUDGET_S = 20.0
@@ -82,6 +83,15 @@ CASES = [
 def seed_for_run() -> int:
     raw = os.environ.get(SEED_ENV)
     return int(raw) if raw else secrets.randbelow(1 << 31)
+
+
+def artifacts_dir(name: str, seed: int) -> Path:
+    """Where a run keeps its history, node logs and data: outside pytest's tmp dirs (which
+    other pytest runs on a shared machine rotate away), removed again when the run passes."""
+    root = Path(os.environ.get(ARTIFACTS_ENV) or "/tmp/raftkv-chaos-artifacts")
+    path = root / f"{name}-seed{seed}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 # --- the client side --------------------------------------------------------------------------
@@ -228,9 +238,7 @@ async def check_convergence(
     return digests
 
 
-async def run_case(case: Case, seed: int, net: Cluster, tmp: Path) -> None:
-    artifacts = tmp / "artifacts"
-    artifacts.mkdir(parents=True, exist_ok=True)
+async def run_case(case: Case, seed: int, net: Cluster, artifacts: Path) -> None:
     run = Run(
         label=f"nemesis {case.name}, {case.nodes} nodes",
         seed=seed,
@@ -240,7 +248,7 @@ async def run_case(case: Case, seed: int, net: Cluster, tmp: Path) -> None:
         origin_s=time.monotonic(),
     )
     cluster = RealCluster(
-        net, tmp / "cluster", delayed=range(case.nodes) if case.delayed else ()
+        net, artifacts / "cluster", delayed=range(case.nodes) if case.delayed else ()
     )
     try:
         await asyncio.to_thread(cluster.start_all)
@@ -254,8 +262,36 @@ async def run_case(case: Case, seed: int, net: Cluster, tmp: Path) -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_nemesis(case: Case, netns_cluster: Callable[..., Cluster], tmp_path: Path) -> None:
+def test_nemesis(case: Case, netns_cluster: Callable[..., Cluster]) -> None:
     seed = seed_for_run()
-    print(f"nemesis {case.name}: seed {seed}, artifacts under {tmp_path}")
+    artifacts = artifacts_dir(case.name, seed)
+    print(f"nemesis {case.name}: seed {seed}, artifacts under {artifacts}")
     net = netns_cluster(case.nodes, host_link=True)
-    asyncio.run(run_case(case, seed, net, tmp_path))
+    asyncio.run(run_case(case, seed, net, artifacts))
+    shutil.rmtree(artifacts, ignore_errors=True)  # passed: nothing to keep
+
+
+def test_violation_report_names_seed_schedule_ops_and_files(tmp_path: Path) -> None:
+    """The failure path itself, without a cluster: a lost write yields a message that a reader
+    can act on, and the files it names exist."""
+    from tests.chaos.histories import hist, ok
+
+    faults = FaultLog()
+    entry = faults.begin("kill-leader", nodes=[2])
+    faults.end(entry)
+    run = Run(
+        label="nemesis demo", seed=4242, replay=f"{SEED_ENV}=4242 pytest ...",
+        artifacts=tmp_path, faults=faults, origin_s=0.0,
+    )
+    lost = hist(
+        ok(0, "put", "k0", 0.0, 1.0, value="w0.0"),
+        ok(1, "get", "k0", 2.0, 3.0, result=None),
+    )
+    history = History(ops=lost.ops, meta={"seed": 4242, "faults": faults.records})
+    with pytest.raises(AssertionError) as failure:
+        check_linearizable(history, run, "history-demo")
+    message = str(failure.value)
+    for needle in ("seed 4242", "replay:", "kill-leader", "could not place", "re-check offline"):
+        assert needle in message
+    assert (tmp_path / "history-demo.json").exists()
+    assert list(tmp_path.glob("history-demo-violation-*.html"))
