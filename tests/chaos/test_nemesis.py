@@ -97,19 +97,36 @@ def artifacts_dir(name: str, seed: int) -> Path:
 # --- the client side --------------------------------------------------------------------------
 
 
-def make_executor(client: AsyncClient) -> Callable[[int, Invocation], Any]:
+async def call(client: AsyncClient, inv: Invocation) -> str | bool | None:
+    if inv.kind is OpKind.GET:
+        value = await client.get(inv.key)
+        return None if value is None else value.decode()
+    if inv.kind is OpKind.PUT:
+        assert inv.value is not None
+        await client.put(inv.key, inv.value)
+        return None
+    if inv.kind is OpKind.CAS:
+        assert inv.value is not None
+        return await client.cas(inv.key, inv.expected, inv.value)
+    return await client.delete(inv.key)
+
+
+def make_executor(
+    routed: AsyncClient, pinned: Sequence[AsyncClient]
+) -> Callable[[int, Invocation], Any]:
+    """Even process ids use the routed client (it finds the leader); odd ones a client pinned
+    to node ``process % n``, so followers forward writes and serve reads by ReadIndex too.
+
+    Pinning clears the client's cached leader before each call (``pick`` then falls back to
+    its only endpoint); the client has no public switch for that.
+    """
+
     async def execute(process: int, inv: Invocation) -> str | bool | None:
-        if inv.kind is OpKind.GET:
-            value = await client.get(inv.key)
-            return None if value is None else value.decode()
-        if inv.kind is OpKind.PUT:
-            assert inv.value is not None
-            await client.put(inv.key, inv.value)
-            return None
-        if inv.kind is OpKind.CAS:
-            assert inv.value is not None
-            return await client.cas(inv.key, inv.expected, inv.value)
-        return await client.delete(inv.key)
+        if process % 2 == 0 or not pinned:
+            return await call(routed, inv)
+        client = pinned[(process // 2) % len(pinned)]
+        client._router.leader = None
+        return await call(client, inv)
 
     return execute
 
@@ -162,10 +179,10 @@ async def run_epoch(
         log=run.faults,
         deadline_s=time.monotonic() + duration_s - 3.0,  # the last seconds run healthy
     )
-    async with AsyncClient(
-        cluster.endpoints(), timeout=CLIENT_TIMEOUT_S, attempt_timeout=0.7
-    ) as client:
-        execute = make_executor(client)
+    routed = new_client(cluster.endpoints())
+    pinned = [new_client([address]) for address in cluster.endpoints()]
+    try:
+        execute = make_executor(routed, pinned)
         config = WorkloadConfig(
             keys=tuple(keys), clients=5, duration_s=duration_s, op_timeout_s=OP_TIMEOUT_S,
             seed=seed, think_s=0.005,
@@ -186,14 +203,22 @@ async def run_epoch(
         )
         await cluster.wait_ready(timeout_s=40.0)
         finals = await final_reads(execute, recorder, keys, timeout_s=5.0, attempts=20)
+    finally:
+        for client in [routed, *pinned]:
+            await client.close()
     history = recorder.history(
         seed=seed, label=run.label, epoch=epoch, nemeses=list(nemeses), nodes=cluster.n,
         faults=list(run.faults.records), replay=run.replay,
+        clients="even process: routed to the leader; odd process p: pinned to node (p//2)%n+1",
     )
     name = f"history-epoch{epoch}"
     history.save(run.artifacts / f"{name}.json")
     check_linearizable(history, run, name)
     return finals
+
+
+def new_client(endpoints: list[str]) -> AsyncClient:
+    return AsyncClient(endpoints, timeout=CLIENT_TIMEOUT_S, attempt_timeout=0.7)
 
 
 def check_linearizable(history: History, run: Run, name: str) -> None:
