@@ -5,9 +5,10 @@ Rules:
   and blank lines ignored). Tokens are compared in constant time (sha256 digests of equal length,
   ``hmac.compare_digest`` against EVERY known token, no early exit) and never logged: errors name
   line numbers, never token text.
-- Clients send ``authorization: Bearer TOKEN``. KV, Cluster.Status and reflection need ``user``;
-  every other Cluster method (leadership transfer, backups, membership) needs ``admin``; so does
-  any method this table does not know (deny by default). Health is open (probes).
+- Clients send ``authorization: Bearer TOKEN``. KV, Cluster.Status, Cluster.MemberList and
+  reflection need ``user``; every other Cluster method (leadership transfer, backups, membership
+  changes) needs ``admin``; so does any method this table does not know (deny by default).
+  Health is open (probes).
 - The Raft service takes no tokens: with ``--peer-trusted-ca-file`` it is open only to callers
   whose certificate a peer CA issued (PERMISSION_DENIED otherwise); without it, it is as open as
   the port (the cluster-id check still applies).
@@ -71,13 +72,16 @@ def outgoing_metadata() -> tuple[tuple[str, str], ...]:
     return ((AUTH_METADATA_KEY, "Bearer " + token),) if token else ()
 
 
+_CLUSTER_READS = frozenset({"/raftkv.v1.Cluster/Status", "/raftkv.v1.Cluster/MemberList"})
+
+
 def need_of(method: str) -> Need:
     """What a full method name (``/package.Service/Method``) requires."""
     if method.startswith("/grpc.health.v1.Health/"):
         return Need.OPEN
     if method.startswith("/raftkv.v1.Raft/"):
         return Need.PEER
-    if method.startswith("/raftkv.v1.KV/") or method == "/raftkv.v1.Cluster/Status":
+    if method.startswith("/raftkv.v1.KV/") or method in _CLUSTER_READS:
         return Need.USER
     if method.startswith("/grpc.reflection."):
         return Need.USER

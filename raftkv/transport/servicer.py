@@ -190,6 +190,11 @@ class RaftServicer(raft_pb2_grpc.RaftServicer):
             return "snapshot data after the final chunk"
         if chunk.offset != offset:
             return f"snapshot chunk at offset {chunk.offset}, expected {offset}"
+        if len(chunk.data) > self._config.snapshot_chunk_bytes:
+            return (
+                f"snapshot chunk of {len(chunk.data)} bytes exceeds snapshot_chunk_bytes "
+                f"({self._config.snapshot_chunk_bytes})"
+            )
         if offset + len(chunk.data) > self._config.max_snapshot_bytes:
             return f"snapshot exceeds max_snapshot_bytes ({self._config.max_snapshot_bytes})"
         return None
