@@ -11,16 +11,21 @@ Rules this module keeps:
   ``$RAFTKV_LISTEN`` on loopback (a wildcard host such as 0.0.0.0 becomes 127.0.0.1), else
   127.0.0.1:7001. So inside a container configured through RAFTKV_* variables the bare command
   checks the node it runs beside.
+- TLS: ``--cacert``/``--cert``/``--key`` (or RAFTKV_CACERT, RAFTKV_CERT, RAFTKV_KEY, as for
+  raftkv-cli); a node that requires client certificates accepts its own node certificate.
 - The server engineer registers it: ``main.add_command(health)`` in ``raftkv/cli/server_main.py``.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import click
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from raftkv.client.credentials import ClientTls
 
 __all__ = ["EXIT_NOT_SERVING", "EXIT_SERVING", "EXIT_UNREACHABLE", "default_endpoint", "health"]
 
@@ -29,6 +34,7 @@ EXIT_NOT_SERVING = 1
 EXIT_UNREACHABLE = 2
 
 _WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]", "*"}
+_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 def default_endpoint(environ: dict[str, str] | None = None) -> str:
@@ -46,9 +52,15 @@ def default_endpoint(environ: dict[str, str] | None = None) -> str:
     return "127.0.0.1:7001"
 
 
-def _check(endpoint: str, service: str, timeout_s: float) -> str:
+def _channel(endpoint: str, tls: ClientTls | None) -> grpc.Channel:
+    if tls is None:
+        return grpc.insecure_channel(endpoint)
+    return grpc.secure_channel(endpoint, tls.channel_credentials())
+
+
+def _check(endpoint: str, service: str, timeout_s: float, tls: ClientTls | None = None) -> str:
     """The status name the health service answers; raises grpc.RpcError when unreachable."""
-    with grpc.insecure_channel(endpoint) as channel:
+    with _channel(endpoint, tls) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
     return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
@@ -72,11 +84,27 @@ def _check(endpoint: str, service: str, timeout_s: float) -> str:
     "--timeout", "timeout_s", type=float, default=3.0, show_default=True, help="Seconds to wait."
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing when SERVING.")
-def health(endpoint: str | None, service: str, timeout_s: float, quiet: bool) -> None:
+@click.option("--cacert", type=_FILE, envvar="RAFTKV_CACERT", help="Use TLS with this CA bundle.")
+@click.option("--cert", type=_FILE, envvar="RAFTKV_CERT", help="Client certificate (with --key).")
+@click.option("--key", type=_FILE, envvar="RAFTKV_KEY", help="Client certificate's key.")
+def health(
+    *,
+    endpoint: str | None,
+    service: str,
+    timeout_s: float,
+    quiet: bool,
+    cacert: Path | None = None,
+    cert: Path | None = None,
+    key: Path | None = None,
+) -> None:
     """Exit 0 when the node answers SERVING (1: not serving, 2: unreachable)."""
     target = endpoint or default_endpoint()
     try:
-        status = _check(target, service, timeout_s)
+        tls = ClientTls(cacert=cacert, cert=cert, key=key) if cacert or cert or key else None
+        status = _check(target, service, timeout_s, tls)
+    except ValueError as exc:
+        click.echo(f"{target}: {exc}", err=True)
+        raise SystemExit(EXIT_UNREACHABLE) from None
     except grpc.RpcError as exc:
         code = exc.code() if isinstance(exc, grpc.Call) else None
         name = code.name if code is not None else "UNKNOWN"

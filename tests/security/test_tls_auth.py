@@ -206,3 +206,19 @@ def test_bad_security_flags_are_usage_errors(tmp_path: Path, certs: Path) -> Non
         assert result.returncode in (1, 2), result.stderr
         assert message in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_health_check_over_tls(secure: SecureCluster, certs: Path) -> None:
+    node = secure.nodes[0]
+    base = [sys.executable, "-m", "raftkv.cli.server_main", "health", "--endpoint", node.address]
+    tls = [
+        "--cacert", str(certs / "ca.crt"),
+        "--cert", str(certs / "node.crt"),
+        "--key", str(certs / "node.key"),
+    ]  # fmt: skip
+    ok = subprocess.run([*base, *tls], capture_output=True, text=True, env=env(), check=False)
+    assert ok.returncode == 0, ok.stderr
+    plain = subprocess.run(
+        [*base, "--timeout", "1"], capture_output=True, text=True, env=env(), check=False
+    )
+    assert plain.returncode == 2
