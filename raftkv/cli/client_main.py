@@ -35,7 +35,7 @@ from raftkv.cli.client_security import (
     client_security_options,
     describe_tls_hint,
 )
-from raftkv.client import Client, NodeStatus
+from raftkv.client import Client, MemberList, NodeStatus
 from raftkv.errors import (
     InvalidArgument,
     RaftKVError,
@@ -441,6 +441,66 @@ def transfer(ctx: click.Context, node_id: int) -> None:
     """Make node ID the leader."""
     leader_id = _client(ctx).transfer_leader(node_id)
     _emit_ok(ctx, f"leader is now node {leader_id}", {"leader_id": leader_id})
+
+
+@main.group()
+def member() -> None:
+    """Membership: list, add, promote and remove nodes (one change at a time)."""
+
+
+def _emit_members(ctx: click.Context, members: MemberList, done: str = "") -> None:
+    payload = {
+        "members": [
+            {"id": m.id, "address": m.address, "learner": m.learner} for m in members.members
+        ],
+        "leader_id": members.leader_id,
+        "outgoing": list(members.outgoing),
+        "cluster_id": members.cluster_id,
+        "unreachable": list(members.unreachable),
+    }
+    lines = [done] if done else []
+    for m in members.members:
+        role = "learner" if m.learner else "voter"
+        mark = "  (leader)" if m.id == members.leader_id else ""
+        mark += "  (unreachable)" if m.id in members.unreachable else ""
+        lines.append(f"{m.id}  {m.address or '?'}  {role}{mark}")
+    if members.outgoing:
+        lines.append(f"joint: outgoing voters {list(members.outgoing)}")
+    _emit_ok(ctx, "\n".join(lines), payload)
+
+
+@member.command(name="list", epilog=EXIT_CODES)
+@click.pass_context
+def member_list(ctx: click.Context) -> None:
+    """List the members: ID, address, voter or learner, and the leader."""
+    _emit_members(ctx, _client(ctx).member_list())
+
+
+@member.command(name="add", epilog=EXIT_CODES)
+@click.argument("node_id", metavar="ID", type=click.IntRange(min=1))
+@click.argument("address", metavar="ADDR")
+@click.option("--learner", is_flag=True, help="Join as a non-voting learner (promote it later).")
+@click.pass_context
+def member_add(ctx: click.Context, node_id: int, address: str, learner: bool) -> None:
+    """Add node ID serving at ADDR (HOST:PORT); start it with an empty data directory."""
+    members = _client(ctx).member_add(node_id, address, learner=learner)
+    _emit_members(ctx, members, f"added node {node_id} ({'learner' if learner else 'voter'})")
+
+
+@member.command(name="promote", epilog=EXIT_CODES)
+@click.argument("node_id", metavar="ID", type=click.IntRange(min=1))
+@click.pass_context
+def member_promote(ctx: click.Context, node_id: int) -> None:
+    """Make learner ID a voter."""
+    _emit_members(ctx, _client(ctx).member_promote(node_id), f"promoted node {node_id}")
+
+
+@member.command(name="remove", epilog=EXIT_CODES)
+@click.argument("node_id", metavar="ID", type=click.IntRange(min=1))
+@click.pass_context
+def member_remove(ctx: click.Context, node_id: int) -> None:
+    """Remove node ID from the cluster (then stop it and wipe its data directory)."""
+    _emit_members(ctx, _client(ctx).member_remove(node_id), f"removed node {node_id}")
 
 
 @main.group()

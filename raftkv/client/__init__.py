@@ -9,6 +9,7 @@ subclasses: Unavailable (definitely not applied), Timeout (outcome unknown), Inv
 Routing, retries and client sessions live in ``aio.py``; ``Client`` runs that on a private loop.
 """
 
+from raftkv.client._members import MemberList
 from raftkv.client.aio import AsyncClient
 from raftkv.client.credentials import ClientTls, read_token_file
 from raftkv.client.sync import Client
@@ -26,6 +27,7 @@ __all__ = [
     "ClientTls",
     "FollowerProgress",
     "MemberInfo",
+    "MemberList",
     "NodeStatus",
     "ScanPage",
     "SnapshotInfo",

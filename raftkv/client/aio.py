@@ -37,7 +37,9 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
+from raftkv.client import _members
 from raftkv.client._history import History, session_expired
+from raftkv.client._members import MemberList
 from raftkv.client._policy import Backoff, Outcome, classify
 from raftkv.client._router import Router, parse_endpoints
 from raftkv.client._scan import ScanState
@@ -289,6 +291,32 @@ class AsyncClient:
         response = await self._invoke(RPCS.TRANSFER_LEADER, request, timeout=timeout)
         self._router.leader = None  # whatever we cached is about to be wrong
         return response.leader_id
+
+    async def member_list(self, *, timeout: float | None = None) -> MemberList:
+        """The members (voters and learners, with addresses) as the leader sees them."""
+        request = kv_pb2.MemberListRequest()
+        response = await self._invoke(_members.MEMBER_LIST, request, timeout=timeout)
+        return MemberList.from_pb(response)
+
+    async def member_add(
+        self, node_id: int, address: str, *, learner: bool = False, timeout: float | None = None
+    ) -> MemberList:
+        """Add node ``node_id`` serving at ``address`` (as a learner: it does not vote yet)."""
+        request = kv_pb2.MemberAddRequest(id=node_id, address=address, learner=learner)
+        return MemberList.from_pb(await self._invoke(_members.MEMBER_ADD, request, timeout=timeout))
+
+    async def member_promote(self, node_id: int, *, timeout: float | None = None) -> MemberList:
+        """Make learner ``node_id`` a voter."""
+        request = kv_pb2.MemberPromoteRequest(id=node_id)
+        response = await self._invoke(_members.MEMBER_PROMOTE, request, timeout=timeout)
+        return MemberList.from_pb(response)
+
+    async def member_remove(self, node_id: int, *, timeout: float | None = None) -> MemberList:
+        """Remove member ``node_id`` (voter or learner)."""
+        request = kv_pb2.MemberRemoveRequest(id=node_id)
+        response = await self._invoke(_members.MEMBER_REMOVE, request, timeout=timeout)
+        self._router.leader = None  # the leader may have removed itself
+        return MemberList.from_pb(response)
 
     async def snapshot_save(self, path: str, *, timeout: float | None = None) -> SnapshotInfo:
         """Stream a point-in-time backup of the state to ``path`` (atomically; see backup.py).

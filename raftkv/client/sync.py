@@ -17,6 +17,7 @@ from collections.abc import Coroutine, Iterator, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
+from raftkv.client._members import MemberList
 from raftkv.client._scan import ScanState
 from raftkv.client._session import DEFAULT_SESSION_WINDOW
 from raftkv.client.aio import AsyncClient
@@ -189,6 +190,20 @@ class Client:
 
     def transfer_leader(self, node_id: int, *, timeout: float | None = None) -> int:
         return self._run(self._aio.transfer_leader(node_id, timeout=timeout))
+
+    def member_list(self, *, timeout: float | None = None) -> MemberList:
+        return self._run(self._aio.member_list(timeout=timeout))
+
+    def member_add(
+        self, node_id: int, address: str, *, learner: bool = False, timeout: float | None = None
+    ) -> MemberList:
+        return self._run(self._aio.member_add(node_id, address, learner=learner, timeout=timeout))
+
+    def member_promote(self, node_id: int, *, timeout: float | None = None) -> MemberList:
+        return self._run(self._aio.member_promote(node_id, timeout=timeout))
+
+    def member_remove(self, node_id: int, *, timeout: float | None = None) -> MemberList:
+        return self._run(self._aio.member_remove(node_id, timeout=timeout))
 
     def snapshot_save(self, path: str, *, timeout: float | None = None) -> SnapshotInfo:
         return self._run(self._aio.snapshot_save(path, timeout=timeout))

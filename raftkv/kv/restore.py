@@ -3,7 +3,8 @@
 Rules: the target directory must be empty of raft/state data and unbootstrapped; the state is
 loaded and verified, its membership replaced by the new cluster's, swapped in atomically, the
 raft log made to start at the backup's index and term, and the identity written last, so an
-interrupted restore leaves a directory that is plainly not bootstrapped (restore again).
+interrupted restore leaves a directory that is plainly not bootstrapped (restore again). The old
+cluster's address book is dropped: the new cluster's addresses come from its --cluster.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from raftkv.core.membership import Membership
 from raftkv.core.types import HardState, SnapshotMeta
-from raftkv.kv import layout
+from raftkv.kv import address_book, layout
 from raftkv.kv.snapshot import load_stream, read_file_pieces
 from raftkv.storage.datadir import DataDir, Identity
 from raftkv.storage.errors import DataDirError
@@ -44,8 +45,16 @@ def restore_backup(
             raw = db.get(layout.META_KEY)
             assert raw is not None  # load_stream checked that the metadata record is there
             state_meta = replace(layout.StateMeta.decode(raw), membership=membership)
+            stale = list(
+                db.keys(
+                    start=address_book.ADDRESS_PREFIX,
+                    stop=layout.prefix_end(address_book.ADDRESS_PREFIX),
+                )
+            )
             with db.batch(sync=False) as batch:
                 batch.put(layout.META_KEY, state_meta.encode())
+                for key in stale:
+                    batch.delete(key)
         except BaseException:
             db.close()
             raise

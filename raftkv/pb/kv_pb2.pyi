@@ -379,17 +379,19 @@ class MemberRemoveRequest(_message.Message):
     def __init__(self, id: _Optional[int] = ...) -> None: ...
 
 class MemberListResponse(_message.Message):
-    __slots__ = ("members", "leader_id", "leader_address", "outgoing", "cluster_id", "index")
+    __slots__ = ("members", "leader_id", "leader_address", "outgoing", "cluster_id", "index", "unreachable")
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
     LEADER_ID_FIELD_NUMBER: _ClassVar[int]
     LEADER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     OUTGOING_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
+    UNREACHABLE_FIELD_NUMBER: _ClassVar[int]
     members: _containers.RepeatedCompositeFieldContainer[Member]
     leader_id: int
     leader_address: str
     outgoing: _containers.RepeatedScalarFieldContainer[int]
     cluster_id: str
     index: int
-    def __init__(self, members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., leader_id: _Optional[int] = ..., leader_address: _Optional[str] = ..., outgoing: _Optional[_Iterable[int]] = ..., cluster_id: _Optional[str] = ..., index: _Optional[int] = ...) -> None: ...
+    unreachable: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., leader_id: _Optional[int] = ..., leader_address: _Optional[str] = ..., outgoing: _Optional[_Iterable[int]] = ..., cluster_id: _Optional[str] = ..., index: _Optional[int] = ..., unreachable: _Optional[_Iterable[int]] = ...) -> None: ...

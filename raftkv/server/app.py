@@ -169,6 +169,7 @@ class NodeServer:
             self.context, self.transport, peer_check, book.addresses, lambda: book.addresses_version
         )
         self.changer = MembershipChanger(self.context, book.addresses)
+        self.changer.on_addresses = self.peer_directory.refresh
         self.member_watch = MemberWatch(
             self.context,
             self.peer_directory,

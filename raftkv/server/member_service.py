@@ -1,6 +1,7 @@
 """The Cluster service with the membership RPCs: MemberList, MemberAdd, MemberPromote, MemberRemove.
 
-Rules: MemberList answers from this node's view (works without a leader, like Status); the
+Rules: MemberList is answered by the leader (forwarded like a write: the freshest view, with the
+members it cannot reach) and, when no leader is known, from this node's own view; the
 changes run on the leader (a follower forwards them once, as it does writes) through
 :class:`raftkv.server.membership.MembershipChanger`, and return the configuration afterwards.
 """
@@ -11,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from raftkv.metrics import Metrics
+from raftkv.node.errors import NoLeader
 from raftkv.pb import kv_pb2
 from raftkv.server.cluster_service import ClusterService
 from raftkv.server.context import NodeContext, was_forwarded
@@ -33,7 +35,14 @@ class MemberClusterService(ClusterService):
 
     async def MemberList(self, request: kv_pb2.MemberListRequest, context: Any) -> _Response:
         async def handle(deadline: float) -> _Response:
-            return describe_members(self.node)
+            async def local() -> _Response:
+                return describe_members(self.node)
+
+            forwarded = was_forwarded(context)
+            try:
+                return await self.on_leader("MemberList", request, forwarded, deadline, local)
+            except NoLeader:
+                return describe_members(self.node)
 
         return await self.serve("MemberList", context, handle)
 

@@ -54,6 +54,11 @@ def describe_members(ctx: NodeContext) -> kv_pb2.MemberListResponse:
         outgoing=sorted(m.outgoing),
         cluster_id=ctx.cluster_id,
         index=status.commit_index,
+        unreachable=(
+            sorted(n for n in m.members() if not _alive(ctx, status)(n))
+            if status.leader_id == status.node_id
+            else []
+        ),
     )
 
 
@@ -71,6 +76,8 @@ class MembershipChanger:
         self.ctx = ctx
         self._book = book
         """The replicated address book as applied here."""
+        self.on_addresses: Callable[[], None] = lambda: None
+        """Called once new addresses are applied (the wiring refreshes the peer table)."""
         self._lock = asyncio.Lock()
         self._busy_with = ""
 
@@ -106,6 +113,7 @@ class MembershipChanger:
         async with self._exclusive(f"adding node {node_id}"):
             plan(self._current())  # refuse early, before anything is proposed
             await self._record_addresses({NodeId(node_id): address}, deadline)
+            self.on_addresses()
             await self._change(plan, deadline)
 
     async def promote(self, node_id: int, deadline: float) -> None:

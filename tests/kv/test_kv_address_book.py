@@ -6,7 +6,13 @@ from pathlib import Path
 
 from kvhelpers import M0, Log, put
 
-from raftkv.kv import KVStateMachine, snapshot_chunks
+from raftkv.kv import (
+    KVStateMachine,
+    backup_to_file,
+    open_node_storage,
+    restore_backup,
+    snapshot_chunks,
+)
 from raftkv.kv.snapshot import install_stream
 from raftkv.pb import kv_pb2
 
@@ -43,3 +49,15 @@ def test_addresses_apply_persist_and_travel_in_snapshots(tmp_path: Path) -> None
     assert other.addresses_version > before
     reopened.close()
     other.close()
+
+
+def test_restore_drops_the_old_clusters_addresses(tmp_path: Path) -> None:
+    sm = KVStateMachine.open(tmp_path / "a", initial_membership=M0)
+    sm.apply(Log().entries(set_address(4, "old:4"), put(b"k", b"v")))
+    backup_to_file(sm, tmp_path / "backup")
+    sm.close()
+    restore_backup(tmp_path / "backup", tmp_path / "new", cluster_id="c", node_id=1, membership=M0)
+    storage = open_node_storage(tmp_path / "new", cluster_id="c", node_id=1)
+    assert storage.state.addresses() == {}
+    assert storage.state.get(b"k") == b"v"
+    storage.close()
