@@ -195,6 +195,16 @@ def test_replace_a_node_whose_data_was_wiped(snap_cluster: Cluster) -> None:
         check_all_readable(admin, writer.acked)
         last = max(writer.acked)
         assert wait_for(lambda: stale_get(fresh, last) == writer.acked[last], 20, "caught up")
+        # A joined node restarts with neither --join nor --cluster: its log knows the members.
+        fresh.terminate()
+        restarted = subprocess.Popen(
+            [sys.executable, "-m", "raftkv.cli.server_main", "serve", "--id", str(fresh.id),
+             "--listen", fresh.address, "--data-dir", str(fresh.data_dir), *SNAPSHOT_ARGS],
+            stdout=fresh.log_path.open("ab"), stderr=subprocess.STDOUT, env=env(),
+        )  # fmt: skip
+        fresh.proc = restarted
+        admin.put(b"after-restart", b"1")
+        assert wait_for(lambda: stale_get(fresh, b"after-restart") == b"1", 20, "restarted node")
 
 
 def test_transfer_leadership_to_each_node_under_load(cluster: Cluster) -> None:
@@ -293,6 +303,9 @@ def test_cli_member_commands(shared: Cluster) -> None:
     )
     code, _, err = cli("member", "add", "6", f"127.0.0.1:{port}")
     assert code != 0 and "already a member" in err and len(err.splitlines()) == 1
+    # Explicit promotion (three of four voters are up: quorum holds in both halves).
+    code, out, _ = cli("member", "promote", "6")
+    assert code == 0 and "promoted node 6" in out and f"6  127.0.0.1:{port}  voter" in out
     code, out, _ = cli("member", "remove", "6")
     assert code == 0 and "removed node 6" in out and "learner" not in out
     code, _, err = cli("member", "promote", "6")
