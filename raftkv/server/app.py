@@ -2,6 +2,7 @@
 
 Rules:
 - One gRPC port serves Raft, KV, Cluster, health and reflection; metrics are HTTP on their own.
+  TLS, tokens and per-call checks come from :mod:`raftkv.server.security` (one interceptor).
 - ``--cluster`` bootstraps a new data directory only; on an existing one membership comes from
   the log, and a ``--cluster`` that lacks a member of it is refused with a clear message.
 - Health is SERVING only while a leader is known and applied >= commit.
@@ -185,7 +186,9 @@ class NodeServer:
         )
         limit = max(settings.limits.max_request_bytes, settings.transport.max_message_bytes)
         self.server = grpc.aio.server(
-            interceptors=self.security.interceptors(),
+            interceptors=self.security.interceptors(
+                max_request_bytes=settings.limits.max_request_bytes
+            ),
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),

@@ -59,9 +59,14 @@ class Security:
             parts.append("bearer tokens")
         return ", ".join(parts)
 
-    def interceptors(self, on_refused: Callable[[str], None] | None = None) -> list[Any]:
-        """Always one: it also answers malformed requests with INVALID_ARGUMENT."""
-        return [ServiceInterceptor(Guard(tokens=self.tokens, peers=self.peers), on_refused)]
+    def interceptors(
+        self,
+        on_refused: Callable[[str], None] | None = None,
+        max_request_bytes: int | None = None,
+    ) -> list[Any]:
+        """Always one: it also refuses malformed and oversized requests clearly."""
+        guard = Guard(tokens=self.tokens, peers=self.peers)
+        return [ServiceInterceptor(guard, on_refused, max_request_bytes)]
 
     def node_channel_credentials(self) -> Any:
         """For channels to other nodes (None: plaintext)."""

@@ -4,6 +4,9 @@ Rules:
 - Bytes that do not parse as the method's request message are answered INVALID_ARGUMENT with the
   message type's name (grpc.aio alone answers UNKNOWN and logs a traceback per request, which a
   hostile client could use to flood the logs). On streams each message is checked as it arrives.
+- Client requests over ``max_request_bytes`` (every method but Raft's and KV.Batch, which carry
+  peer traffic and forwarded batches) are answered RESOURCE_EXHAUSTED before parsing: the
+  server's own receive limit must be as large as a Raft message, this one is a client's.
 - When a :class:`~raftkv.server.auth.Guard` applies to the method, it decides before the
   servicer runs (UNAUTHENTICATED / PERMISSION_DENIED, see :mod:`raftkv.server.auth`).
 - Wrapped handlers are built once per method and cached: per call the cost is one coroutine
@@ -26,26 +29,39 @@ log = logging.getLogger(__name__)
 Admit = Callable[[Any], Awaitable[None]]
 
 
-class _Malformed:
-    """Stands in for a request whose bytes did not parse."""
+class _Refused:
+    """Stands in for a request refused before parsing: malformed, or over the size limit."""
 
-    __slots__ = ()
+    __slots__ = ("size",)
+
+    def __init__(self, size: int = 0) -> None:
+        self.size = size
 
 
-_MALFORMED = _Malformed()
+_MALFORMED = _Refused()
 
 
-def _lenient(deserializer: Any) -> Any:
+def _lenient(deserializer: Any, max_bytes: int | None) -> Any:
     if deserializer is None:
         return None
 
     def deserialize(data: bytes) -> Any:
+        if max_bytes is not None and len(data) > max_bytes:
+            return _Refused(len(data))
         try:
             return deserializer(data)
         except Exception:  # DecodeError and friends: the servicer answers INVALID_ARGUMENT
             return _MALFORMED
 
     return deserialize
+
+
+def _limit_of(method: str, max_request_bytes: int | None) -> int | None:
+    """Client requests are bounded by ``max_request_bytes``; peer traffic and KV.Batch (which
+    followers fill with forwarded operations) only by the server's message limit."""
+    if method.startswith("/raftkv.v1.Raft/") or method == "/raftkv.v1.KV/Batch":
+        return None
+    return max_request_bytes
 
 
 def _type_name(deserializer: Any) -> str:
@@ -55,9 +71,15 @@ def _type_name(deserializer: Any) -> str:
 
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, guard: Guard, on_refused: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        guard: Guard,
+        on_refused: Callable[[str], None] | None = None,
+        max_request_bytes: int | None = None,
+    ) -> None:
         self._guard = guard
         self._on_refused = on_refused
+        self._max_request_bytes = max_request_bytes
         self._cache: dict[str, Any] = {}
 
     async def intercept_service(
@@ -72,7 +94,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return None
         need = need_of(method)
         admit = self._admit(method, need) if self._guard.applies(need) else None
-        wrapped = _wrap(handler, admit)
+        wrapped = _wrap(handler, admit, _limit_of(method, self._max_request_bytes))
         if len(self._cache) < 256:
             self._cache[method] = wrapped
         return wrapped
@@ -92,12 +114,12 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return admit
 
 
-def _wrap(handler: Any, admit: Admit | None) -> Any:
+def _wrap(handler: Any, admit: Admit | None, max_bytes: int | None) -> Any:
     """The same handler: requests parsed leniently, ``admit(context)`` run first."""
     deserializer = handler.request_deserializer
     name = _type_name(deserializer)
     kwargs = {
-        "request_deserializer": _lenient(deserializer),
+        "request_deserializer": _lenient(deserializer, max_bytes),
         "response_serializer": handler.response_serializer,
     }
 
@@ -108,13 +130,19 @@ def _wrap(handler: Any, admit: Admit | None) -> Any:
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, f"the request is not a valid {name} message"
             )
+        if isinstance(request, _Refused):
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"the request is {request.size} bytes, over this node's limit of {max_bytes} "
+                "(max_request_bytes); keys and values have their own smaller limits",
+            )
 
     async def each(requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
         async for request in requests:
-            if request is _MALFORMED:
+            if isinstance(request, _Refused):
                 await context.abort(
                     grpc.StatusCode.INVALID_ARGUMENT,
-                    f"a streamed message is not a valid {name} message",
+                    f"a streamed message is not a valid {name} message (or over the size limit)",
                 )
             yield request
 
