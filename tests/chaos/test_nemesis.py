@@ -43,11 +43,12 @@ from tests.chaos.lincheck import Budget, History, OpKind, Outcome, Recorder, Ver
 from tests.chaos.lincheck.artifacts import write_failure_artifacts
 from tests.chaos.nemesis import Context, FaultLog, heal_all, run_nemesis
 from tests.chaos.netns import Cluster
-from tests.chaos.realcluster import RealCluster, StateDigest
+from tests.chaos.realcluster import RealCluster, ServerOptions, StateDigest
 from tests.chaos.workload import Invocation, WorkloadConfig, final_reads, run_workload, summarize
 
 SEED_ENV = "RAFTKV_CHAOS_SEED"
 ARTIFACTS_ENV = "RAFTKV_CHAOS_ARTIFACTS"
+KEEP_ENV = "RAFTKV_CHAOS_KEEP"  # set to 1: keep the artifacts of passing runs too
 CLIENT_TIMEOUT_S = 2.0
 OP_TIMEOUT_S = 4.0
 CHECK_BUDGET_S = 20.0
@@ -60,17 +61,26 @@ class Case:
     nodes: int = 3
     duration_s: float = 18.0
     delayed: bool = False
+    # A low threshold makes the leader compact its log, so a node that fell behind (killed,
+    # cut off) catches up by InstallSnapshot, under faults.
+    snapshot_threshold: int = 10_000
+
+
+SNAPSHOTTING = 300
 
 
 CASES = [
     Case("kill-leader", ("kill-leader",)),
-    Case("kill-random", ("kill-random",)),
+    Case("kill-random", ("kill-random",), snapshot_threshold=SNAPSHOTTING),
     Case("kill-majority", ("kill-majority",)),
     Case("restart-all", ("restart-all",)),
     Case("pause-leader", ("pause-leader",)),
     Case("pause-random", ("pause-random",)),
     Case("isolate-leader", ("isolate-leader",)),
-    Case("partition-majority-minority", ("partition-majority-minority",)),
+    Case(
+        "partition-majority-minority", ("partition-majority-minority",),
+        snapshot_threshold=SNAPSHOTTING,
+    ),
     Case("partition-bridge", ("partition-bridge",)),
     Case("partition-ring-5", ("partition-ring", "partition-bridge"), nodes=5),
     Case("one-way-drop", ("one-way-drop",)),
@@ -273,7 +283,10 @@ async def run_case(case: Case, seed: int, net: Cluster, artifacts: Path) -> None
         origin_s=time.monotonic(),
     )
     cluster = RealCluster(
-        net, artifacts / "cluster", delayed=range(case.nodes) if case.delayed else ()
+        net,
+        artifacts / "cluster",
+        options=ServerOptions(snapshot_threshold=case.snapshot_threshold),
+        delayed=range(case.nodes) if case.delayed else (),
     )
     try:
         await asyncio.to_thread(cluster.start_all)
@@ -293,7 +306,13 @@ def test_nemesis(case: Case, netns_cluster: Callable[..., Cluster]) -> None:
     print(f"nemesis {case.name}: seed {seed}, artifacts under {artifacts}")
     net = netns_cluster(case.nodes, host_link=True)
     asyncio.run(run_case(case, seed, net, artifacts))
-    shutil.rmtree(artifacts, ignore_errors=True)  # passed: nothing to keep
+    forget_artifacts(artifacts)
+
+
+def forget_artifacts(path: Path) -> None:
+    """A passed run leaves nothing behind, unless RAFTKV_CHAOS_KEEP=1."""
+    if os.environ.get(KEEP_ENV) != "1":
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def test_violation_report_names_seed_schedule_ops_and_files(tmp_path: Path) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +29,7 @@ from tests.chaos.test_nemesis import (
     Run,
     artifacts_dir,
     check_convergence,
+    forget_artifacts,
     run_epoch,
     seed_for_run,
 )
@@ -85,4 +85,4 @@ def test_soak(netns_cluster: Callable[..., Cluster]) -> None:
     artifacts = artifacts_dir("soak", seed)
     print(f"soak: seed {seed}, artifacts under {artifacts}")
     asyncio.run(run_soak(soak_seconds(), seed, netns_cluster(NODES, host_link=True), artifacts))
-    shutil.rmtree(artifacts, ignore_errors=True)  # passed: nothing to keep
+    forget_artifacts(artifacts)
