@@ -133,8 +133,9 @@ def _wrap(handler: Any, admit: Admit | None, max_bytes: int | None) -> Any:
         if isinstance(request, _Refused):
             await context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"the request is {request.size} bytes, over this node's limit of {max_bytes} "
-                "(max_request_bytes); keys and values have their own smaller limits",
+                # "message too large" tells the client not to retry (raftkv.client._policy).
+                f"message too large: the request is {request.size} bytes, over this node's limit "
+                f"of {max_bytes} (max_request_bytes); keys and values have smaller limits",
             )
 
     async def each(requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
