@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -185,7 +186,7 @@ def save(args: argparse.Namespace, report: dict[str, Any], started: float) -> No
 async def main_async(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     started = time.time()
     report: dict[str, Any] = {"machine": describe_machine(),
-                              "command": "python -m bench.run " + " ".join(argv)}
+                              "command": shlex.join(["python", "-m", "bench.run", *argv])}
     if "core" not in args.skip:
         report["core"] = core_microbenchmarks(args.quick)
         save(args, report, started)
