@@ -49,6 +49,14 @@ from tests.chaos.workload import Invocation, WorkloadConfig, final_reads, run_wo
 SEED_ENV = "RAFTKV_CHAOS_SEED"
 ARTIFACTS_ENV = "RAFTKV_CHAOS_ARTIFACTS"
 KEEP_ENV = "RAFTKV_CHAOS_KEEP"  # set to 1: keep the artifacts of passing runs too
+# The servers' election timeout: 300 ms by default (the product's 150 ms churns on a loaded
+# 2-core box; set 150 to hunt with more elections).
+ELECTION_ENV = "RAFTKV_CHAOS_ELECTION_MS"
+
+
+def server_options(snapshot_threshold: int = 10_000) -> ServerOptions:
+    election_ms = int(os.environ.get(ELECTION_ENV) or 300)
+    return ServerOptions(election_timeout_ms=election_ms, snapshot_threshold=snapshot_threshold)
 CLIENT_TIMEOUT_S = 2.0
 OP_TIMEOUT_S = 4.0
 CHECK_BUDGET_S = 20.0
@@ -285,7 +293,7 @@ async def run_case(case: Case, seed: int, net: Cluster, artifacts: Path) -> None
     cluster = RealCluster(
         net,
         artifacts / "cluster",
-        options=ServerOptions(snapshot_threshold=case.snapshot_threshold),
+        options=server_options(case.snapshot_threshold),
         delayed=range(case.nodes) if case.delayed else (),
     )
     try:

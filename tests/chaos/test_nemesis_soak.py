@@ -23,7 +23,7 @@ import pytest
 
 from tests.chaos.nemesis import NEMESES, FaultLog
 from tests.chaos.netns import Cluster
-from tests.chaos.realcluster import RealCluster, ServerOptions
+from tests.chaos.realcluster import RealCluster
 from tests.chaos.test_nemesis import (
     SEED_ENV,
     Run,
@@ -32,6 +32,7 @@ from tests.chaos.test_nemesis import (
     forget_artifacts,
     run_epoch,
     seed_for_run,
+    server_options,
 )
 
 SOAK_ENV = "RAFTKV_CHAOS_SOAK_S"
@@ -55,7 +56,7 @@ async def run_soak(total_s: float, seed: int, net: Cluster, artifacts: Path) -> 
     )
     # A small snapshot threshold so compaction and InstallSnapshot happen during the soak.
     cluster = RealCluster(
-        net, artifacts / "cluster", options=ServerOptions(snapshot_threshold=2000), delayed=(0, 1)
+        net, artifacts / "cluster", options=server_options(snapshot_threshold=2000), delayed=(0, 1)
     )
     end_s = time.monotonic() + total_s
     finals: dict[str, str | None] = {}
