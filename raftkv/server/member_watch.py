@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from raftkv.core.types import NodeId
+from raftkv.node.errors import NodeError
 from raftkv.server.context import NodeContext
 from raftkv.server.errors import RequestError
 from raftkv.server.membership import MembershipChanger
@@ -133,7 +134,7 @@ class MemberWatch:
             )
             try:
                 await self.changer.promote(f.node_id, time.monotonic() + 10.0)
-            except RequestError as exc:
+            except (RequestError, NodeError) as exc:  # refused, or leadership moved meanwhile
                 log.info("auto-promotion of node %d not done: %s", f.node_id, exc)
                 return None
             return f.node_id

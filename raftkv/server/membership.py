@@ -111,7 +111,7 @@ class MembershipChanger:
             return Membership(voters=current.voters | {node_id}, learners=current.learners)
 
         async with self._exclusive(f"adding node {node_id}"):
-            plan(self._current())  # refuse early, before anything is proposed
+            self._check(plan)  # refuse early, before anything is proposed
             await self._record_addresses({NodeId(node_id): address}, deadline)
             self.on_addresses()
             await self._change(plan, deadline)
@@ -180,12 +180,17 @@ class MembershipChanger:
             )
             await with_deadline(self.ctx.driver.propose(command.SerializeToString()), deadline)
 
-    async def _change(self, plan: Callable[[Membership], Membership], deadline: float) -> None:
+    def _check(self, plan: Callable[[Membership], Membership]) -> Membership:
+        """The target configuration, if the change is allowed now (else a RequestError)."""
         status = self.ctx.driver.status()
         current = self._current()
         target = plan(current)
         if target.voters != current.voters:
             self._check_quorum(status, current, target)
+        return target
+
+    async def _change(self, plan: Callable[[Membership], Membership], deadline: float) -> None:
+        target = self._check(plan)
         try:
             term, index = cast(tuple[int, int], await self.ctx.driver.call(_proposer(target)))
         except ConfChangeRefused as exc:
