@@ -62,8 +62,8 @@ def main() -> None:
     "--cluster",
     default="",
     envvar="RAFTKV_CLUSTER",
-    help="ID=HOST:PORT,... of every member (bootstraps a new data directory; optional on an "
-    "existing one, whose members' addresses are in its log).",
+    help="ID=HOST:PORT,... of every member (bootstraps a new data directory). A node that joined "
+    "with --join restarts without it: its log holds the members' addresses.",
 )
 @click.option(
     "--join",
