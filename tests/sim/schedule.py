@@ -149,18 +149,31 @@ def heal_everything(cluster: Cluster) -> None:
 
 
 def check_reads_are_served(cluster: Cluster, leader: int, members: list[int]) -> None:
-    """Liveness of ReadIndex: a read on the leader and one on a follower are both answered."""
-    asked = [(leader, cluster.read(leader))]
-    followers = [i for i in members if i != leader and cluster.raft(i).leader_id == leader]
-    if followers:
-        follower = cluster.rng.choice(followers)
-        asked.append((follower, cluster.read(follower)))
+    """Liveness of ReadIndex: a read on the leader and one on a follower are both answered.
 
-    def served() -> bool:
-        return all(context in cluster.nodes[node].served_reads for node, context in asked)
+    Like a client, a read that was dropped or went unanswered for a few election timeouts is
+    asked again (a delayed TimeoutNow from an aborted transfer may still move leadership).
+    """
+    del leader  # the newest leader is looked up at every attempt
+    election = cluster.config_args["election_ticks"]
+    deadline = cluster.now + COMMIT_BOUND_TICKS
+    while cluster.now < deadline:
+        current = cluster.leader()
+        if current is None:
+            cluster.run(1)
+            continue
+        asked = [(current, cluster.read(current))]
+        followers = [i for i in members if i != current and cluster.raft(i).leader_id == current]
+        if followers:
+            follower = cluster.rng.choice(followers)
+            asked.append((follower, cluster.read(follower)))
 
-    if not cluster.run_until(served, COMMIT_BOUND_TICKS):
-        raise LivenessFailure(f"reads {asked} (node, context) not served after healing")
+        def served(asked: list[tuple[int, int]] = asked) -> bool:
+            return all(context in cluster.nodes[node].served_reads for node, context in asked)
+
+        if cluster.run_until(served, min(4 * election, max(1, deadline - cluster.now))):
+            return
+    raise LivenessFailure("reads on the leader and a follower were not served after healing")
 
 
 def run_schedule(
