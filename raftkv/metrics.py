@@ -137,6 +137,12 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.requests_refused = Counter(
+            "raftkv_requests_refused_total",
+            "Calls refused by authentication or authorization (tokens, peer certificates).",
+            ["code"],
+            registry=r,
+        )
         self.snapshots_sent = Counter(
             "raftkv_snapshots_sent_total", "Snapshots streamed.", ["result"], registry=r
         )
@@ -328,6 +334,9 @@ class Metrics:
 
     def on_peer_rejected(self, reason: str) -> None:
         self.rejected.labels(reason).inc()
+
+    def on_request_refused(self, code: str) -> None:
+        self.requests_refused.labels(code).inc()
 
     def on_peer_message(self, method: str) -> None:
         self._child(self.peer_received, method).inc()

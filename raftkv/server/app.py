@@ -187,7 +187,8 @@ class NodeServer:
         limit = max(settings.limits.max_request_bytes, settings.transport.max_message_bytes)
         self.server = grpc.aio.server(
             interceptors=self.security.interceptors(
-                max_request_bytes=settings.limits.max_request_bytes
+                on_refused=self.metrics.on_request_refused,
+                max_request_bytes=settings.limits.max_request_bytes,
             ),
             options=[
                 ("grpc.max_receive_message_length", limit),
