@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 
@@ -102,15 +102,30 @@ class Node:
         return response
 
     def put(self, key: bytes, value: bytes, timeout: float = 5.0) -> kv_pb2.PutResponse:
-        response: kv_pb2.PutResponse = self.kv.Put(
-            kv_pb2.PutRequest(key=key, value=value), timeout=timeout
-        )
+        request = kv_pb2.PutRequest(key=key, value=value)
+        response: kv_pb2.PutResponse = _retry_unavailable(self.kv.Put, request, timeout)
         return response
 
     def get(self, key: bytes, *, stale: bool = False) -> bytes | None:
         consistency = kv_pb2.CONSISTENCY_STALE if stale else kv_pb2.CONSISTENCY_LINEARIZABLE
-        r = self.kv.Get(kv_pb2.GetRequest(key=key, consistency=consistency), timeout=5)
+        request = kv_pb2.GetRequest(key=key, consistency=consistency)
+        r = _retry_unavailable(self.kv.Get, request, 5.0)
         return r.value if r.found else None
+
+
+def _retry_unavailable(method: Any, request: Any, timeout_s: float) -> Any:
+    """Call until it answers or the deadline passes, retrying UNAVAILABLE ("no leader known":
+    the server's promise is that nothing was applied, so a retry is safe). On a loaded machine a
+    leadership change can land between finding the leader and the next call."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            return method(request, timeout=max(0.05, remaining))
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.UNAVAILABLE or remaining <= 0.1:
+                raise
+        time.sleep(0.05)  # poll interval while the cluster elects a leader
 
 
 class Cluster:
