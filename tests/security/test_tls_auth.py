@@ -222,3 +222,31 @@ def test_health_check_over_tls(secure: SecureCluster, certs: Path) -> None:
         [*base, "--timeout", "1"], capture_output=True, text=True, env=env(), check=False
     )
     assert plain.returncode == 2
+
+
+def test_server_tls_without_client_certificates(tmp_path: Path, certs: Path) -> None:
+    """--cert-file/--key-file/--trusted-ca-file only: clients need just the CA; nodes reach each
+    other (and forward) over TLS without presenting certificates."""
+    from raftkv.pb import kv_pb2_grpc as stubs
+    from tests.integration.harness import Cluster
+
+    flags = (
+        "--cert-file", str(certs / "node.crt"),
+        "--key-file", str(certs / "node.key"),
+        "--trusted-ca-file", str(certs / "ca.crt"),
+    )  # fmt: skip
+    cluster = Cluster(tmp_path, 3, flags)
+    for node in cluster.nodes:
+        node.channel.close()
+        node.channel = grpc.secure_channel(node.address, client_credentials(certs, cert=None))
+        node.kv = stubs.KVStub(node.channel)  # type: ignore[no-untyped-call]
+        node.admin = stubs.ClusterStub(node.channel)  # type: ignore[no-untyped-call]
+    cluster.start()
+    try:
+        leader = cluster.wait_ready()
+        follower = next(n for n in cluster.nodes if n is not leader)
+        follower.put(b"x", b"1")
+        assert leader.get(b"x") == b"1"
+        assert follower.get(b"x") == b"1"
+    finally:
+        cluster.stop()
