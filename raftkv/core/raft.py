@@ -557,10 +557,14 @@ class RaftNode:
                     match_index=m.prev_index, seq=m.seq,
                 )
             )
-        elif isinstance(m, VoteRequest) and m.pre_vote:
+        elif isinstance(m, VoteRequest):
+            # Figure 2: "reply false if term < currentTerm", with our term, so that a stale
+            # candidate catches up instead of raising terms it can never win in (seen without
+            # PreVote under membership churn: no leader for 20,000 ticks).
             self._send(
                 VoteResponse(
-                    from_id=self.id, to_id=m.from_id, term=self.term, granted=False, pre_vote=True
+                    from_id=self.id, to_id=m.from_id, term=self.term, granted=False,
+                    pre_vote=m.pre_vote,
                 )
             )
 

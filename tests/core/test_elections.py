@@ -3,8 +3,6 @@ thesis §4.2.3, §9.6)."""
 
 from __future__ import annotations
 
-import pytest
-
 from raftkv.core.messages import VoteRequest, VoteResponse
 from raftkv.core.ready import Role
 from raftkv.core.types import Index, NodeId, Term
@@ -111,17 +109,8 @@ def test_candidate_wins_with_a_majority_and_appends_a_noop() -> None:
     assert d.node.log_entry_term(Index(1)) == 1 and d.storage.last_index() == 1
 
 
-STALE_VOTE_LIVELOCK = (
-    "core liveness gap: a stale-term VoteRequest is dropped without an answer, so a candidate "
-    "never learns the voters' term. Membership seed 17499 (PreVote off): two stale-config "
-    "candidates raise the term twice as fast as the only electable node, which needs one of "
-    "their votes; no leader in 20,000 ticks. Replying as Figure 2 says lets it win (550 ticks; "
-    "seed 18009: 1,607 ticks without the reply, 165 with it). "
-    "Replay: pytest tests/sim/test_random.py -k membership --sim-seed 17499"
-)
 
 
-@pytest.mark.xfail(strict=True, reason=STALE_VOTE_LIVELOCK)
 def test_stale_vote_request_is_answered_with_the_current_term() -> None:
     """§5.1 and Figure 2 (RequestVote receiver: "Reply false if term < currentTerm"): the
     answer carries the voter's term so that the candidate catches up."""
