@@ -43,7 +43,7 @@ from tests.chaos.lincheck import Budget, History, OpKind, Outcome, Recorder, Ver
 from tests.chaos.lincheck.artifacts import write_failure_artifacts
 from tests.chaos.nemesis import Context, FaultLog, heal_all, run_nemesis
 from tests.chaos.netns import Cluster
-from tests.chaos.realcluster import RealCluster, ServerOptions, StateDigest
+from tests.chaos.realcluster import ClusterError, RealCluster, ServerOptions, StateDigest
 from tests.chaos.workload import Invocation, WorkloadConfig, final_reads, run_workload, summarize
 
 SEED_ENV = "RAFTKV_CHAOS_SEED"
@@ -211,6 +211,8 @@ async def run_epoch(
         try:
             await run_nemesis(ctx, nemeses)
             await workload
+        except Exception as exc:
+            raise AssertionError(run.header(f"the run itself failed: {exc!r}")) from exc
         finally:
             workload.cancel()
             await asyncio.gather(workload, return_exceptions=True)
@@ -219,8 +221,14 @@ async def run_epoch(
         assert not crashed, run.header(
             f"node process(es) exited on their own: {crashed}\n{cluster.logs()}"
         )
-        await cluster.wait_ready(timeout_s=40.0)
-        finals = await final_reads(execute, recorder, keys, timeout_s=5.0, attempts=20)
+        try:
+            await cluster.wait_ready(timeout_s=40.0)
+            finals = await final_reads(execute, recorder, keys, timeout_s=5.0, attempts=20)
+        except (ClusterError, TimeoutError) as exc:
+            recorder.history(faults=run.faults.records).save(run.artifacts / "history-stuck.json")
+            raise AssertionError(
+                run.header(f"no progress after healing: {exc}") + f"\n{cluster.logs()}"
+            ) from exc
     finally:
         for client in [routed, *pinned]:
             await client.close()
@@ -254,7 +262,10 @@ async def check_convergence(
     cluster: RealCluster, run: Run, expected: dict[str, str | None]
 ) -> list[StateDigest]:
     """Same applied index -> kill all at once -> equal state DB digests, data == final reads."""
-    index = await cluster.wait_quiescent(timeout_s=40.0)
+    try:
+        index = await cluster.wait_quiescent(timeout_s=40.0)
+    except ClusterError as exc:
+        raise AssertionError(run.header(str(exc)) + f"\n{cluster.logs()}") from exc
     await asyncio.to_thread(cluster.kill_all)
     digests = await asyncio.to_thread(cluster.digests)
     problems = []
