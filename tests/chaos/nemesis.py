@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from raftkv.errors import RaftKVError
+from tests.chaos.netns import Cluster
 from tests.chaos.realcluster import ClusterError, RealCluster
 
 MAX_ROUNDS = 1000
@@ -164,7 +165,7 @@ async def _network(ctx: Context, name: str, apply: Callable[[], None], **detail:
         ctx.log.end(entry)
 
 
-def cut(net_cluster: Any, pairs: Sequence[tuple[int, int]]) -> None:
+def cut(net_cluster: Cluster, pairs: Sequence[tuple[int, int]]) -> None:
     """Cut each link both ways."""
     for a, b in pairs:
         net_cluster.one_way_drop(a, b)
