@@ -222,8 +222,12 @@ class RaftNode:
         if m.to_id != self.id:
             return
         if m.term > self.term:
-            if isinstance(m, VoteRequest) and not m.transfer and self._in_lease():
-                # A live leader is known: this candidate cannot be legitimate (thesis 4.2.3).
+            if isinstance(m, VoteRequest) and self._in_lease() and not (
+                m.transfer and m.term == self.term + 1
+            ):
+                # A live leader is known: this candidate cannot be legitimate (thesis 4.2.3),
+                # unless the leader itself handed over (TimeoutNow), and such a candidate runs
+                # in exactly the next term; a "transfer" from further ahead is not believed.
                 return
             if isinstance(m, VoteRequest) and m.pre_vote:
                 pass  # a pre-vote never changes our term

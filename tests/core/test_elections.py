@@ -88,6 +88,18 @@ def test_lease_ignores_disruptive_vote_requests() -> None:
     assert only(out, VoteResponse) and d2.node.term == term
 
 
+def test_lease_only_believes_a_transfer_in_the_next_term() -> None:
+    """A TimeoutNow candidate campaigns in exactly the leader's term + 1. A "transfer" vote from
+    further ahead (a forged or confused sender) must not skip the lease: adopting a huge term
+    would let one message wedge the cluster's terms."""
+    from tests.core.test_replication import heartbeat
+
+    d = Driver(1, check_quorum=True)
+    d.step(heartbeat(frm=2, term=1))
+    out = d.step(vote_request(3, 2**62, 10, 1, transfer=True))
+    assert out == [] and d.node.term == 1 and d.node.leader_id == 2
+
+
 def test_prevote_does_not_change_term_or_vote() -> None:
     """Thesis §9.6: granting a pre-vote changes neither the voter's term nor its vote."""
     d = Driver(1, term=1)
