@@ -64,8 +64,11 @@ class Node:
         self.kv = kv_pb2_grpc.KVStub(self.channel)  # type: ignore[no-untyped-call]
         self.admin = kv_pb2_grpc.ClusterStub(self.channel)  # type: ignore[no-untyped-call]
 
+    def membership_args(self) -> list[str]:
+        """How this node learns its cluster: bootstrap members (a joiner overrides this)."""
+        return ["--cluster", ",".join(f"{n.id}={n.address}" for n in self.cluster.nodes)]
+
     def start(self) -> None:
-        cluster = ",".join(f"{n.id}={n.address}" for n in self.cluster.nodes)
         args = [
             sys.executable,
             "-m",
@@ -75,8 +78,7 @@ class Node:
             str(self.id),
             "--listen",
             self.address,
-            "--cluster",
-            cluster,
+            *self.membership_args(),
             "--data-dir",
             str(self.data_dir),
             *self.cluster.extra_args,

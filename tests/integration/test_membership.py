@@ -41,26 +41,9 @@ class Joiner(Node):
         super().__init__(cluster, node_id)
         self.extra: tuple[str, ...] = ()
 
-    def start(self) -> None:
+    def membership_args(self) -> list[str]:
         seeds = ",".join(n.address for n in self.cluster.nodes if n.proc is not None)
-        args = [
-            sys.executable,
-            "-m",
-            "raftkv.cli.server_main",
-            "serve",
-            "--id",
-            str(self.id),
-            "--listen",
-            self.address,
-            "--join",
-            seeds,
-            "--data-dir",
-            str(self.data_dir),
-            *self.cluster.extra_args,
-            *self.extra,
-        ]
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env())
+        return ["--join", seeds, *self.extra]
 
 
 class Writer:
