@@ -25,12 +25,26 @@ def test_node_down_during_many_writes_rejoins_through_install_snapshot(tmp_path:
         leader = cluster.wait_ready()
         down = next(n for n in cluster.nodes if n is not leader)
         down.kill()
-        with ThreadPoolExecutor(32) as pool:
-            list(pool.map(lambda i: leader.put(b"s%05d" % i, b"v%d" % i, timeout=10), range(3000)))
-        assert leader.status().first_index > 1000  # the log was compacted
+        # Issue 4: 50,000 writes while the node is down. KV.Batch carries 250 puts a call (each
+        # its own operation and log entry), so the test spends its time in Raft, not in RPCs.
+        total, per_call = 50_000, 250
+
+        def write_batch(start: int) -> None:
+            ops = [
+                kv_pb2.BatchOp(put=kv_pb2.PutRequest(key=b"s%05d" % i, value=b"v%d" % i))
+                for i in range(start, start + per_call)
+            ]
+            response = leader.kv.Batch(kv_pb2.BatchRequest(ops=ops), timeout=60)
+            failed = [r.error for r in response.results if r.WhichOneof("result") != "put"]
+            assert not failed, failed[:3]
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(write_batch, range(0, total, per_call)))
+        assert leader.status().first_index > 40_000  # the log was compacted
         down.start()
-        wait_for(lambda: down.get(b"s02999", stale=True) == b"v2999", 30, "catch-up")
+        wait_for(lambda: down.get(b"s49999", stale=True) == b"v49999", 60, "catch-up")
         assert down.get(b"s00000") == b"v0"
+        assert down.get(b"s25000", stale=True) == b"v25000"
         assert "received snapshot" in down.log_path.read_text()
     finally:
         cluster.stop()
