@@ -20,7 +20,7 @@ def replay_command(seed: int, *, membership: bool = False) -> str:
     return f"pytest tests/sim/test_random.py {which}--sim-seed {seed}"
 
 
-MEMBERSHIP_SHARE = 8
+MEMBERSHIP_SHARE = 2
 """Membership-churn schedules: one seed in this many of the range (they are slower)."""
 MEMBERSHIP_CHUNKS = 2
 
