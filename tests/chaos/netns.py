@@ -111,16 +111,18 @@ def _pid_alive(pid: int) -> bool:
 def cleanup_stale() -> list[str]:
     """Remove namespaces and host links left by runs whose owner process is gone; return names."""
     removed = []
+    # Host links first: deleting a namespace also tears down the veth whose peer lives in it,
+    # but the kernel does that asynchronously, so a later listing may or may not show the link.
+    for name in list_links():
+        match = _RUN_RE.match(name)
+        if name.startswith(HOST_LINK_PREFIX) and match and not _pid_alive(int(match.group(1), 16)):
+            _cmd(["ip", "link", "del", name], check=False)
+            removed.append(name)
     for name in list_namespaces():
         match = _RUN_RE.match(name)
         if name.startswith(PREFIX) and match and not _pid_alive(int(match.group(1), 16)):
             _kill_namespace_processes(name)
             _cmd(["ip", "netns", "del", name], check=False)
-            removed.append(name)
-    for name in list_links():
-        match = _RUN_RE.match(name)
-        if name.startswith(HOST_LINK_PREFIX) and match and not _pid_alive(int(match.group(1), 16)):
-            _cmd(["ip", "link", "del", name], check=False)
             removed.append(name)
     return removed
 
