@@ -300,6 +300,64 @@ async def transfer_leader(ctx: Context) -> None:
     await ctx.hold((0.3, 1.0))
 
 
+# --- membership --------------------------------------------------------------------------------
+
+
+MEMBERSHIP_SETTLE_S = 30.0
+
+
+async def membership_under_loss(ctx: Context) -> None:
+    """Remove a random member (the leader too, sometimes) and add it back as a learner, which
+    the leader promotes once caught up, while every link drops packets. The node keeps running
+    throughout; the round ends with the full membership restored (or the test fails)."""
+    c = ctx.cluster
+    node = ctx.rng.randrange(c.n)
+    p = ctx.rng.uniform(0.05, 0.15)
+    entry = ctx.log.begin("membership-under-loss", node=node + 1, probability=round(p, 3))
+    admin = c.admin()
+    errors: list[str] = []
+    try:
+        for a in range(c.n):
+            for b in range(c.n):
+                if a != b:
+                    await ctx.do(c.net.lossy_link, a, b, p)
+        for step in ("remove", "add"):
+            try:
+                if step == "remove":
+                    await admin.member_remove(node + 1, timeout=10.0)
+                else:
+                    await admin.member_add(node + 1, c.address(node), learner=True, timeout=10.0)
+            except RaftKVError as exc:  # refused or timed out under loss: logged, repaired below
+                errors.append(f"{step}: {exc!r}"[:200])
+        await ctx.hold((0.5, 1.5))
+    finally:
+        await ctx.do(c.net.heal)
+        restored = await _restore_voter(ctx, node)
+        ctx.log.end(entry, errors=errors, restored=restored)
+    if not restored:
+        raise AssertionError(f"node {node + 1} was not a voter again within {MEMBERSHIP_SETTLE_S}s")
+
+
+async def _restore_voter(ctx: Context, node: int) -> bool:
+    """Poll (with a deadline) until ``node`` is a voter and no change is in flight, re-adding it
+    if the round's own add was lost."""
+    admin = ctx.cluster.admin()
+    deadline = time.monotonic() + MEMBERSHIP_SETTLE_S
+    while time.monotonic() < deadline:
+        try:
+            members = await admin.member_list(timeout=2.0)
+            mine = [m for m in members.members if m.id == node + 1]
+            if mine and not mine[0].learner and not members.outgoing:
+                return True
+            if not mine and not members.outgoing:
+                await admin.member_add(node + 1, ctx.cluster.address(node), learner=True,
+                                       timeout=5.0)
+        except RaftKVError:
+            pass  # no leader yet, or a change still in flight: poll again
+        await asyncio.sleep(0.2)  # poll interval
+    return False
+
+
 NEMESES: dict[str, Round] = {
     "kill-leader": kill_leader,
     "kill-random": kill_random,
@@ -315,6 +373,7 @@ NEMESES: dict[str, Round] = {
     "packet-loss": packet_loss,
     "delay": delay,
     "transfer-leader": transfer_leader,
+    "membership-under-loss": membership_under_loss,
 }
 
 

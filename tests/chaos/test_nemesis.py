@@ -95,6 +95,7 @@ CASES = [
     Case("packet-loss", ("packet-loss",)),
     Case("delay", ("delay",), delayed=True),
     Case("transfer-leader", ("transfer-leader",)),
+    Case("membership-under-loss", ("membership-under-loss",), duration_s=24.0),
 ]
 
 
