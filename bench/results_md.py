@@ -213,6 +213,9 @@ def render(report: dict[str, Any]) -> str:
         lines += ["## Soak", "", f"- {soak['run']}: {_cell(soak)}; leader changed: "
                   f"{soak['leader_changed']}", ""]
     lines += _failover(report) + _memory(report)
+    notes = report.get("notes") or []
+    if notes:
+        lines += ["## Notes", "", *(f"- {n}" for n in notes), ""]
     core = report.get("core")
     if core:
         lines += ["## Core micro-benchmarks (bench/bench_core.py)", ""]
