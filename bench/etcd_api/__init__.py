@@ -1,12 +1,14 @@
 """Python stubs for bench/etcd_api/etcd_kv.proto, generated with grpcio-tools on first use.
 
-The generated modules go to a temporary directory (never into the repository) and are imported
-from there; ``load()`` returns the ``etcd_kv_pb2`` module.
+The generated modules go to a temporary directory (never into the repository, removed at exit)
+and are imported from there; ``load()`` returns the ``etcd_kv_pb2`` module.
 """
 
 from __future__ import annotations
 
+import atexit
 import importlib
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -24,7 +26,10 @@ def load(out_dir: Path | None = None) -> ModuleType:
         return _loaded
     from grpc_tools import protoc
 
-    out = out_dir or Path(tempfile.mkdtemp(prefix="raftkv-bench-etcd-pb-"))
+    out = out_dir
+    if out is None:
+        out = Path(tempfile.mkdtemp(prefix="raftkv-bench-etcd-pb-"))
+        atexit.register(shutil.rmtree, out, True)
     out.mkdir(parents=True, exist_ok=True)
     code = protoc.main(
         ["protoc", f"-I{HERE}", f"--python_out={out}", str(PROTO)]
