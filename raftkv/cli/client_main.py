@@ -29,6 +29,7 @@ from typing import Any, NoReturn
 import click
 
 from raftkv import __version__
+from raftkv.cli.bench import bench
 from raftkv.cli.client_security import (
     ClientSecurity,
     client_security_from_flags,
@@ -534,3 +535,6 @@ def save(ctx: click.Context, file: str, deadline: float) -> None:
             "cluster_id": info.cluster_id,
         },
     )
+
+
+main.add_command(bench)
