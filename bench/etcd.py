@@ -8,10 +8,8 @@ unit is never started: the benchmark runs its own members and kills them when do
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -115,18 +113,7 @@ class EtcdCluster:
                 raise RuntimeError(f"etcd on port {port} did not start; see {self.root}")
 
     async def wait_leader(self, timeout_s: float = START_TIMEOUT_S) -> str:
-        target = EtcdTarget(self.endpoints)
-        try:
-            deadline = time.monotonic() + timeout_s
-            while time.monotonic() < deadline:
-                target.leader = ""
-                await target.discover()
-                if target.leader:
-                    return target.leader
-                await asyncio.sleep(0.1)
-        finally:
-            await target.close()
-        raise RuntimeError(f"etcd elected no leader within {timeout_s:g}s")
+        return await procs.wait_for_leader(EtcdTarget(self.endpoints), timeout_s, "etcd")
 
     async def leadership(self) -> tuple[str, int]:
         """(leader member id, raft term) as the leader reports it; ("", 0) if none answers."""

@@ -7,6 +7,7 @@ started are ever signalled, by their pid. Ports are picked free on 127.0.0.1 onl
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import os
@@ -17,6 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Protocol
 
 _children: dict[int, subprocess.Popen[bytes]] = {}
 
@@ -116,3 +118,26 @@ def machine_load() -> str:
     """The 1/5/15-minute load averages, as text."""
     one, five, fifteen = os.getloadavg()
     return f"{one:.2f} / {five:.2f} / {fifteen:.2f}"
+
+
+class _Discovering(Protocol):
+    leader: str
+
+    async def discover(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+async def wait_for_leader(target: _Discovering, timeout_s: float, what: str) -> str:
+    """Poll ``target.discover()`` until it names a leader; closes ``target`` either way."""
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            target.leader = ""
+            await target.discover()
+            if target.leader:
+                return target.leader
+            await asyncio.sleep(0.1)  # poll interval while the cluster elects
+    finally:
+        await target.close()
+    raise RuntimeError(f"{what} elected no leader within {timeout_s:g}s")

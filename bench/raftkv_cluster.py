@@ -7,11 +7,9 @@ process is registered with ``bench.procs`` and killed on exit.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from bench import procs
@@ -62,18 +60,8 @@ class RaftkvCluster:
                 raise RuntimeError(f"raftkv on port {port} did not start; see {self.root}")
 
     async def wait_leader(self, timeout_s: float = START_TIMEOUT_S) -> str:
-        target = RawTarget(self.endpoints)
-        try:
-            deadline = time.monotonic() + timeout_s
-            while time.monotonic() < deadline:
-                target.leader = ""
-                await target.discover()
-                if target.leader:
-                    return target.leader
-                await asyncio.sleep(0.1)
-        finally:
-            await target.close()
-        raise RuntimeError(f"raftkv elected no leader within {timeout_s:g}s; see {self.root}")
+        what = f"raftkv (logs in {self.root})"
+        return await procs.wait_for_leader(RawTarget(self.endpoints), timeout_s, what)
 
     async def leadership(self) -> tuple[str, int]:
         """(leader address, term) as the leader reports it; ("", 0) if none answers."""
