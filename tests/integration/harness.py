@@ -60,6 +60,7 @@ class Node:
         self.data_dir = cluster.root / f"node-{node_id}"
         self.log_path = cluster.root / f"node-{node_id}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.metrics_port: int | None = None  # set before start() to serve /metrics
         self.channel = grpc.insecure_channel(self.address)
         self.kv = kv_pb2_grpc.KVStub(self.channel)  # type: ignore[no-untyped-call]
         self.admin = kv_pb2_grpc.ClusterStub(self.channel)  # type: ignore[no-untyped-call]
@@ -83,6 +84,8 @@ class Node:
             str(self.data_dir),
             *self.cluster.extra_args,
         ]
+        if self.metrics_port is not None:
+            args += ["--metrics-listen", f"127.0.0.1:{self.metrics_port}"]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env())
 
