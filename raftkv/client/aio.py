@@ -14,16 +14,17 @@ Rules:
 - Linearizable reads, writes and cluster commands go to the cached leader; stale reads go to the
   current endpoint.
 
-Coalescing (issue 10), designed for, not built (it needs a proto addition). Every operation
-reaches the network through one seam: ``_retry(attempt, ...)`` calls ``attempt(address,
-timeout_s)``, which ``_invoke`` / ``_write`` build from one self-contained request (a write's
-session is already inside it). A per-address batcher can replace that attempt: queue (request,
-future), flush once per event-loop iteration (``loop.call_soon``) or at N items as ONE
-``Batch`` RPC whose items are the existing requests and whose results carry a status per item.
-Each item's status becomes that operation's AttemptFailed, and a whole-batch transport failure
-becomes the same AttemptFailed for every item, so classification, retries and session sequences
-stay per operation and batching never weakens at-most-once or per-operation linearizability.
-Concurrent writes beyond ``session_window`` wait before being queued, as they do now.
+Coalescing (issue 10). Every operation reaches the network through one seam: ``_retry(attempt,
+...)`` calls ``attempt(address, timeout_s)``, which ``_invoke`` / ``_write`` build from one
+self-contained request (a write's session is already inside it). For KV point operations (get,
+put, delete, cas) that attempt goes through the per-address ``_batcher.Batcher``: operations
+issued concurrently leave together as ONE ``KV.Batch`` call (at most ``max_batches_in_flight``
+per address, at most ``max_batch_ops`` per call; a lone operation leaves at once, as its plain
+unary call). Each item's status becomes that operation's AttemptFailed, and a whole-batch
+transport failure becomes the same AttemptFailed for every item, so classification, retries and
+session sequences stay per operation and batching never weakens at-most-once or per-operation
+linearizability. Concurrent writes beyond ``session_window`` wait before being queued, as they
+do without batching. ``coalesce=False`` sends every operation as its own unary call.
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ from typing import Any, TypeVar
 from google.protobuf.message import Message
 
 from raftkv.client import _members
+from raftkv.client._batcher import (
+    BATCHABLE,
+    DEFAULT_BATCH_OPS,
+    DEFAULT_BATCHES_IN_FLIGHT,
+    Batcher,
+)
 from raftkv.client._history import History, session_expired
 from raftkv.client._members import MemberList
 from raftkv.client._policy import Backoff, Outcome, classify
@@ -92,6 +99,10 @@ class AsyncClient:
     ``session_window``: at most this many writes in flight (the server's session window, 64).
     ``tls``: TLS files (:class:`~raftkv.client.credentials.ClientTls`; None: plaintext).
     ``token``: a bearer token for clusters that require one (sent on every call, never logged).
+    ``coalesce``: send concurrent gets, puts, deletes and cas operations to one node together as
+    ``KV.Batch`` calls (False: one unary call each). ``max_batches_in_flight``: at most this many
+    such calls outstanding per node; ``max_batch_ops``: at most this many operations in one (the
+    server accepts up to its ``max_batch_ops``, 1024 by default).
     """
 
     def __init__(
@@ -110,6 +121,9 @@ class AsyncClient:
         session_window: int = DEFAULT_SESSION_WINDOW,
         tls: ClientTls | None = None,
         token: str | None = None,
+        coalesce: bool = True,
+        max_batches_in_flight: int = DEFAULT_BATCHES_IN_FLIGHT,
+        max_batch_ops: int = DEFAULT_BATCH_OPS,
     ) -> None:
         if timeout <= 0 or attempt_timeout <= 0:
             raise ValueError("timeout and attempt_timeout must be positive")
@@ -125,6 +139,11 @@ class AsyncClient:
         self._timeout = timeout
         self._attempt_timeout = attempt_timeout
         self._sessions = SessionWindow(client_id, session_window)
+        self._batcher = (
+            Batcher(self._pool, max_in_flight=max_batches_in_flight, max_ops=max_batch_ops)
+            if coalesce
+            else None
+        )
 
     @property
     def endpoints(self) -> list[str]:
@@ -145,6 +164,8 @@ class AsyncClient:
         return self._timeout
 
     async def close(self) -> None:
+        if self._batcher is not None:
+            await self._batcher.close()
         await self._pool.close()
 
     async def __aenter__(self) -> AsyncClient:
@@ -366,7 +387,7 @@ class AsyncClient:
     ) -> Resp:
         """A request that is safe to repeat (a read or a cluster command)."""
         response, _ = await self._retry(
-            lambda address, t: self._pool.unary(address, rpc, request, t),
+            lambda address, t: self._attempt(address, rpc, request, t),
             leader=leader,
             write=False,
             timeout=timeout,
@@ -391,7 +412,7 @@ class AsyncClient:
 
         try:
             response, _ = await self._retry(
-                lambda address, t: self._pool.unary(address, rpc, request, t),
+                lambda address, t: self._attempt(address, rpc, request, t),
                 leader=True,
                 write=True,
                 timeout=total - (loop.time() - started),
@@ -400,6 +421,14 @@ class AsyncClient:
         finally:
             await self._sessions.release(request.session)
         return response
+
+    async def _attempt(
+        self, address: str, rpc: Rpc[Any, Resp], request: Message, timeout_s: float
+    ) -> tuple[Resp, str | None]:
+        """One attempt: KV point operations ride the batcher, everything else is a unary call."""
+        if self._batcher is not None and rpc.path in BATCHABLE:
+            return await self._batcher.call(address, rpc, request, timeout_s)
+        return await self._pool.unary(address, rpc, request, timeout_s)
 
     async def _retry(
         self,

@@ -17,6 +17,7 @@ from collections.abc import Coroutine, Iterator, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
+from raftkv.client._batcher import DEFAULT_BATCH_OPS, DEFAULT_BATCHES_IN_FLIGHT
 from raftkv.client._members import MemberList
 from raftkv.client._scan import ScanState
 from raftkv.client._session import DEFAULT_SESSION_WINDOW
@@ -40,7 +41,8 @@ class Client:
     """A blocking raftkv client; the same methods and arguments as :class:`AsyncClient`.
 
     ``Client(["127.0.0.1:7001", "127.0.0.1:7002"], timeout=5.0)``; the keyword arguments are
-    AsyncClient's.
+    AsyncClient's. One thread's calls go one at a time, so each leaves at once as its own unary
+    call; calls from several threads sharing the client are coalesced like AsyncClient's.
     """
 
     def __init__(
@@ -59,6 +61,9 @@ class Client:
         session_window: int = DEFAULT_SESSION_WINDOW,
         tls: ClientTls | None = None,
         token: str | None = None,
+        coalesce: bool = True,
+        max_batches_in_flight: int = DEFAULT_BATCHES_IN_FLIGHT,
+        max_batch_ops: int = DEFAULT_BATCH_OPS,
     ) -> None:
         # Build the async client first so bad arguments raise before a thread exists.
         self._aio = AsyncClient(
@@ -75,6 +80,9 @@ class Client:
             session_window=session_window,
             tls=tls,
             token=token,
+            coalesce=coalesce,
+            max_batches_in_flight=max_batches_in_flight,
+            max_batch_ops=max_batch_ops,
         )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(

@@ -136,38 +136,76 @@ class FakeCluster:
         return None
 
     async def handle(self, node: int, method: str, request: Any, context: Any) -> Any:
+        try:
+            response, after = await self.serve_op(node, method, request)
+        except _Abort as abort:
+            metadata = self.metadata() if abort.with_metadata else ()
+            await context.abort(abort.code, abort.details, trailing_metadata=metadata)
+        if after is not None and after.kind == "apply_then_abort":
+            await context.abort(after.code, after.details)
+        if after is not None and after.kind == "apply_then_hang":
+            await asyncio.Event().wait()
+        context.set_trailing_metadata(self.metadata())
+        return response
+
+    async def serve_op(self, node: int, method: str, request: Any) -> tuple[Any, Fault | None]:
+        """One operation: (response, its fault still to act after applying), or raise _Abort."""
         self.state.received.append(Received(node, method, request))
         fault = self.take_fault(node, method)
         if fault is not None and fault.kind == "hang":
             await asyncio.Event().wait()
         if fault is not None and fault.kind == "abort":
-            await context.abort(fault.code, fault.details, trailing_metadata=self.metadata())
+            raise _Abort(fault.code, fault.details)
         if fault is not None and fault.kind == "no_metadata_abort":
-            await context.abort(fault.code, fault.details)
+            raise _Abort(fault.code, fault.details, with_metadata=False)
         needs_leader = method not in ("Status",) and not (
             method in ("Get", "Scan") and request.consistency == kv_pb2.CONSISTENCY_STALE
         )
         if needs_leader and self.state.leader is None:
-            await context.abort(
-                grpc.StatusCode.UNAVAILABLE, "no leader known", trailing_metadata=self.metadata()
-            )
+            raise _Abort(grpc.StatusCode.UNAVAILABLE, "no leader known")
         if needs_leader and node != self.state.leader and not self.state.forward:
-            await context.abort(
-                grpc.StatusCode.UNAVAILABLE, "not the leader", trailing_metadata=self.metadata()
-            )
+            raise _Abort(grpc.StatusCode.UNAVAILABLE, "not the leader")
         if method in ("Get", "Put", "Delete", "CompareAndSwap") and len(request.key) > 4096:
-            await context.abort(
+            raise _Abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"key is {len(request.key)} bytes, over the limit of 4096 bytes",
-                trailing_metadata=self.metadata(),
             )
         response = getattr(self, "do_" + method)(node, request)
-        if fault is not None and fault.kind == "apply_then_abort":
-            await context.abort(fault.code, fault.details)
-        if fault is not None and fault.kind == "apply_then_hang":
+        return response, fault
+
+    async def batch(self, node: int, request: Any, context: Any) -> Any:
+        """KV.Batch as the server does it: one result per operation, an OpError for a failed one.
+
+        A fault of kind "hang" / "apply_then_*" / "no_metadata_abort" on an operation stands for
+        a transport failure, so it hits the whole call (as it would hit a one-operation batch).
+        """
+        self.state.received.append(Received(node, "Batch", request))
+        fault = self.take_fault(node, "Batch")
+        if fault is not None and fault.kind == "hang":
+            await asyncio.Event().wait()
+        if fault is not None and fault.kind in ("abort", "no_metadata_abort"):
+            metadata = self.metadata() if fault.kind == "abort" else ()
+            await context.abort(fault.code, fault.details, trailing_metadata=metadata)
+        results = []
+        after = fault
+        for op in request.ops:
+            kind = op.WhichOneof("op")
+            try:
+                response, op_after = await self.serve_op(node, _METHODS[kind], getattr(op, kind))
+            except _Abort as abort:
+                if not abort.with_metadata:
+                    await context.abort(abort.code, abort.details)
+                error = kv_pb2.OpError(code=abort.code.value[0], message=abort.details)
+                results.append(kv_pb2.BatchResult(error=error))
+                continue
+            after = op_after or after
+            results.append(kv_pb2.BatchResult(**{kind: response}))
+        if after is not None and after.kind == "apply_then_abort":
+            await context.abort(after.code, after.details)
+        if after is not None and after.kind == "apply_then_hang":
             await asyncio.Event().wait()
         context.set_trailing_metadata(self.metadata())
-        return response
+        return kv_pb2.BatchResponse(results=results)
 
     def _session(self, request: Any, apply: Any) -> Any:
         key = (request.session.client_id, request.session.sequence)
@@ -255,6 +293,15 @@ class FakeCluster:
         return kv_pb2.TransferLeaderResponse(leader_id=request.target_id)
 
 
+class _Abort(Exception):
+    def __init__(self, code: grpc.StatusCode, details: str, *, with_metadata: bool = True):
+        super().__init__(details)
+        self.code, self.details, self.with_metadata = code, details, with_metadata
+
+
+_METHODS = {"get": "Get", "put": "Put", "delete": "Delete", "compare_and_swap": "CompareAndSwap"}
+
+
 class _KV(kv_pb2_grpc.KVServicer):
     def __init__(self, cluster: FakeCluster, node: int) -> None:
         self.c, self.n = cluster, node
@@ -273,6 +320,9 @@ class _KV(kv_pb2_grpc.KVServicer):
 
     async def Scan(self, request: Any, context: Any) -> Any:
         return await self.c.handle(self.n, "Scan", request, context)
+
+    async def Batch(self, request: Any, context: Any) -> Any:
+        return await self.c.batch(self.n, request, context)
 
 
 class _Cluster(kv_pb2_grpc.ClusterServicer):
