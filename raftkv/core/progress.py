@@ -72,6 +72,8 @@ class Progress:
     ticks_since_contact: int = 0
     ticks_in_state: int = 0
     is_learner: bool = False
+    commit_sent: Index = Index(0)
+    """The highest commit index sent to this follower (to skip needless commit notices)."""
 
     def become_probe(self) -> None:
         if self.state == ProgressState.SNAPSHOT:

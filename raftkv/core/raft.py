@@ -119,7 +119,9 @@ class RaftNode:
         self._ready_reads: list[ReadState] = []
         self._dropped_reads: list[int] = []
         self._broadcast_needed = False
-        self._commit_broadcast_needed = False
+        self._commit_notice_due = False
+        """The commit index advanced; followers not told by an append learn it at the next tick
+        (see :meth:`_tell_commit`)."""
         self._send_now: list[Message] = []
         self._send_after: list[Message] = []
         self._prev_soft = SoftState(role=self.role, leader_id=self.leader_id)
@@ -670,7 +672,22 @@ class RaftNode:
                 self._transfer_target = NO_NODE
         if self._heartbeat_elapsed >= self.config.heartbeat_ticks:
             self._heartbeat_elapsed = 0
+            self._commit_notice_due = False
             self._broadcast_heartbeat()
+        elif self._commit_notice_due:
+            self._commit_notice_due = False
+            self._tell_commit()
+
+    def _tell_commit(self) -> None:
+        """Followers apply (and serve follower reads) only once they learn the commit index.
+        It rides on the next append; a follower that got none since the commit advanced gets
+        an empty one here, at the next tick. Waiting a tick instead of sending at once halves
+        the messages of a lone write (each notice costs a send and an answer per follower),
+        and under load the notices disappear: every append already carries the commit."""
+        committed = self.log.committed
+        for peer, progress in self._progress.items():
+            if peer != self.id and progress.commit_sent < min(committed, progress.match_index):
+                self._send_heartbeat(peer)
 
     def _append_proposal(self, kind: EntryKind, data: bytes) -> tuple[Term, Index]:
         if self.role != Role.LEADER:
@@ -867,7 +884,7 @@ class RaftNode:
         if index <= self.log.committed or self.log.term(index) != self.term:
             return False
         self.log.commit_to(index)
-        self._commit_broadcast_needed = True
+        self._commit_notice_due = True
         self._on_commit_advanced()
         return True
 
@@ -944,21 +961,20 @@ class RaftNode:
             self._seq_needed = False
             self._seq += 1
             self._broadcast_heartbeat()
-        if self._broadcast_needed or self._commit_broadcast_needed:
-            tell_commit = self._commit_broadcast_needed
-            self._broadcast_needed = self._commit_broadcast_needed = False
+        if self._broadcast_needed:
+            self._broadcast_needed = False
             for peer in self._progress:
                 if peer == self.id:
                     continue
                 probing = self._progress[peer].state == ProgressState.PROBE
-                sent = self._maybe_send_append(peer, send_if_empty=probing)
-                if not sent and tell_commit:
-                    # Followers apply (and serve follower reads) only once they learn the
-                    # commit index: tell them now rather than at the next heartbeat.
-                    self._send_heartbeat(peer)
+                self._maybe_send_append(peer, send_if_empty=probing)
 
     def _send(self, m: Message) -> None:
         if self.role == Role.LEADER and isinstance(m, AppendRequest | SnapshotRequest):
+            if isinstance(m, AppendRequest):
+                progress = self._progress.get(m.to_id)
+                if progress is not None and m.commit > progress.commit_sent:
+                    progress.commit_sent = m.commit
             self._send_now.append(m)
         else:
             self._send_after.append(m)
