@@ -115,7 +115,9 @@ class _Peer:
                 if not batch.messages:
                     continue
                 started = time.perf_counter()
-                await asyncio.wait_for(call.write(batch), cfg.rpc_timeout_s)
+                # asyncio.timeout, not wait_for: wait_for wraps the write in a new task.
+                async with asyncio.timeout(cfg.rpc_timeout_s):
+                    await call.write(batch)
                 if observer is not None:
                     observer.on_peer_rpc(
                         "Stream", self.peer_id, time.perf_counter() - started, True
