@@ -11,7 +11,6 @@ Rules:
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import click
 
+from raftkv.cli import event_loop
 from raftkv.loadgen import (
     ClientTarget,
     LoadResult,
@@ -105,7 +105,10 @@ def bench(ctx: click.Context, *, endpoints: str | None, clients: int, duration: 
         ClientTarget(addresses, timeout_s=timeout) if target_kind == "client"
         else RawTarget(addresses)
     )
-    result = asyncio.run(_run(spec, target, quiet))
+    try:
+        result = event_loop.run(_run(spec, target, quiet))
+    except event_loop.EventLoopChoiceError as error:
+        raise click.UsageError(str(error)) from error
     if _write_out(ctx, write_out) == "json":
         click.echo(json.dumps(result.to_json()))
     else:

@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 import click
 
 from raftkv import __version__
+from raftkv.cli import event_loop
 from raftkv.cli.certs import certs
 from raftkv.cli.health import health
 from raftkv.cli.security_flags import security_from_flags, security_options
@@ -151,6 +152,10 @@ def serve(
 ) -> None:
     """Run one node of a cluster in the foreground (SIGTERM/SIGINT stop it cleanly)."""
     try:
+        event_loop.check_choice()
+    except event_loop.EventLoopChoiceError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    try:
         security = security_from_flags(**tls_flags)
         settings = Settings(
             node_id=NodeId(node_id),
@@ -171,7 +176,9 @@ def serve(
         _fail(str(exc), EXIT_USAGE)
     configure_logging(level=log_level, fmt=log_format, node_id=node_id)
     try:
-        asyncio.run(_serve(settings, security, seeds))
+        event_loop.run(_serve(settings, security, seeds))
+    except event_loop.EventLoopChoiceError as exc:
+        _fail(str(exc), EXIT_USAGE)
     except (SettingsError, StorageError, OSError) as exc:
         _fail(f"node {node_id} cannot start: {exc}", EXIT_STARTUP_FAILED)
 
@@ -183,6 +190,7 @@ async def _serve(
         await join_cluster(settings, join, security=security)
     server = NodeServer(settings, security=security)
     loop = asyncio.get_running_loop()
+    log.info("event loop: %s", event_loop.loop_name())
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
