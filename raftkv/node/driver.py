@@ -10,6 +10,7 @@ Rules this module keeps:
   that arrived meanwhile; all the reads of one iteration share ONE core read_index call.
 - Blocking storage and state-machine calls run on one worker thread, in order, never on the loop.
 - A proposal resolves when its (index, term) is applied; another term at its index fails it.
+  :meth:`Driver.propose_many` hands many proposals over as one input; each still resolves alone.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from raftkv.node.protocols import Compactor, LogStore, StateMachine, Transport
 
 log = logging.getLogger(__name__)
 
-_MSG, _PROPOSE, _READ, _CALL = range(4)
+_MSG, _PROPOSE, _PROPOSE_MANY, _READ, _CALL = range(5)
 _MAX_TICKS_PER_ITERATION = 3
 _CHECK_READS_EVERY_TICKS = 10
 
@@ -168,6 +169,27 @@ class Driver:
         self._put((_PROPOSE, data, fut))
         return await fut
 
+    def propose_many(self, datas: Sequence[bytes]) -> list[asyncio.Future[object]]:
+        """Replicate and apply every one of ``datas``, in order, as ONE input (one inbox item,
+        one propose loop in the core). Each future resolves like :meth:`propose`'s result: the
+        state machine's outcome for its own entry, or its own error. Those that do not fit under
+        ``max_pending_proposals`` fail with :class:`Overloaded` at once; if none fit, raises it.
+        Cancelling a future before the driver takes it withdraws that one command."""
+        room = self._config.max_pending_proposals - len(self._proposals)
+        if room <= 0:
+            raise Overloaded(
+                f"{len(self._proposals)} proposals are pending (limit max_pending_proposals)"
+            )
+        loop = asyncio.get_running_loop()
+        futs: list[asyncio.Future[object]] = [loop.create_future() for _ in datas]
+        taken = min(room, len(datas))
+        self._put((_PROPOSE_MANY, datas[:taken] if taken < len(datas) else datas, futs[:taken]))
+        for fut in futs[taken:]:
+            fut.set_exception(
+                Overloaded(f"{room} more proposals fit under max_pending_proposals; retry")
+            )
+        return futs
+
     async def read_index(self) -> Index:
         """A linearizable read point; returns once the local state has applied through it."""
         if self._read_count >= self._config.max_pending_reads:
@@ -257,6 +279,9 @@ class Driver:
                 node.step(item[1])
             elif kind == _PROPOSE:
                 self._take_proposal(item[1], item[2])
+            elif kind == _PROPOSE_MANY:
+                for data, fut in zip(item[1], item[2], strict=True):
+                    self._take_proposal(data, fut)
             elif kind == _READ:
                 if not item[1].done():
                     reads.append(item[1])
@@ -474,9 +499,10 @@ class Driver:
         self._apply_waiters.clear()
         while self._inbox:
             item = self._inbox.popleft()
-            fut = item[-1]
-            if isinstance(fut, asyncio.Future) and not fut.done():
-                fut.set_exception(exc)
+            last = item[-1]
+            for ifut in last if isinstance(last, list) else [last]:
+                if isinstance(ifut, asyncio.Future) and not ifut.done():
+                    ifut.set_exception(exc)
 
     # ================================================================ facts for the server
     @property
