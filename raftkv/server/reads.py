@@ -1,38 +1,65 @@
 """Local reads for the KV service: batched, on a reader thread of their own.
 
-Rules: every get queued during one event-loop turn is served by ONE job on the reader thread,
-so reads neither block the loop nor wait behind the storage thread's fsyncs; the state machine
-guarantees such reads are safe alongside apply (see :mod:`raftkv.node.kv_adapter`).
+Rules: every get queued during one event-loop turn, single or many (a KV.Batch's), is served by
+ONE job on the reader thread, so reads neither block the loop nor wait behind the storage
+thread's fsyncs; the state machine guarantees such reads are safe alongside apply (see
+:mod:`raftkv.node.kv_adapter`).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from raftkv.node.protocols import StateMachine
+
+_ONE = -1
+"""A waiter's count for :meth:`Reader.get` (one value, not a list)."""
 
 
 class Reader:
     def __init__(self, state: StateMachine) -> None:
         self._state = state
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raftkv-read")
-        self._pending: list[tuple[bytes, asyncio.Future[bytes | None]]] = []
+        self._keys: list[bytes] = []
+        self._waiters: list[tuple[asyncio.Future[Any], int, int]] = []
+        """(future, first key's position in ``_keys``, how many keys or ``_ONE``)."""
+        self.jobs = 0
+        """Reader-thread jobs run for gets so far (tests check that batches share one)."""
 
     async def get(self, key: bytes) -> bytes | None:
+        fut = self._queue(key, _ONE)
+        value: bytes | None = await fut
+        return value
+
+    async def get_many(self, keys: Sequence[bytes]) -> list[bytes | None]:
+        """Each key's value (None: missing), in order, read in one job with any other gets."""
+        if not keys:
+            return []
+        fut = self._queue(keys, len(keys))
+        values: list[bytes | None] = await fut
+        return values
+
+    def _queue(self, keys: bytes | Sequence[bytes], count: int) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[bytes | None] = loop.create_future()
-        if not self._pending:
+        fut: asyncio.Future[Any] = loop.create_future()
+        if not self._waiters:
             loop.call_soon(self._flush)
-        self._pending.append((key, fut))
-        return await fut
+        self._waiters.append((fut, len(self._keys), count))
+        if isinstance(keys, bytes):
+            self._keys.append(keys)
+        else:
+            self._keys.extend(keys)
+        return fut
 
     def _flush(self) -> None:
-        batch, self._pending = self._pending, []
-        keys = [key for key, _ in batch]
+        keys, waiters = self._keys, self._waiters
+        self._keys, self._waiters = [], []
+        self.jobs += 1
         job = asyncio.wrap_future(self._pool.submit(self._state.get_many, keys))
-        job.add_done_callback(lambda done: _deliver(batch, done))
+        job.add_done_callback(lambda done: _deliver(waiters, done))
 
     async def run(self, fn: Any, *args: Any) -> Any:
         """Any other read (a scan page) on the reader thread."""
@@ -43,14 +70,15 @@ class Reader:
 
 
 def _deliver(
-    batch: list[tuple[bytes, asyncio.Future[bytes | None]]], done: asyncio.Future[Any]
+    waiters: list[tuple[asyncio.Future[Any], int, int]], done: asyncio.Future[Any]
 ) -> None:
     if done.cancelled() or done.exception() is not None:
         exc = done.exception() if not done.cancelled() else asyncio.CancelledError()
-        for _, fut in batch:
+        for fut, _, _ in waiters:
             if not fut.done():
                 fut.set_exception(exc or RuntimeError("read failed"))
         return
-    for (_, fut), value in zip(batch, done.result(), strict=True):
+    values = done.result()
+    for fut, first, count in waiters:
         if not fut.done():
-            fut.set_result(value)
+            fut.set_result(values[first] if count == _ONE else values[first : first + count])
