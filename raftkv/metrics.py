@@ -349,6 +349,9 @@ class Metrics:
         self._child(self.client_requests, method, code).inc()
         self._child(self.client_latency, method).observe(seconds)
 
+    def on_forwarded(self, method: str) -> None:
+        self._child(self.forwarded, method).inc()
+
 
 def new_registry() -> CollectorRegistry:
     """A registry with the client library's process, platform and GC collectors, as the default

@@ -6,6 +6,9 @@ Rules:
   an election within the caller's deadline.
 - Linearizable reads run on any node: ReadIndex through the core, wait until applied >= that
   index, then read local state. STALE reads read local state at once.
+- KV.Batch is batch-native: each op is validated and answered on its own, but the leader hands
+  all the batch's writes to the driver as one input, and its linearizable gets share one
+  ReadIndex and one reader job (a follower forwards the writes, and reads as the leader does).
 - Every outcome is counted and timed by method and code; errors go through
   :func:`raftkv.server.errors.status_for`, the one mapping.
 """
@@ -15,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -27,6 +30,7 @@ from raftkv.pb import kv_pb2, kv_pb2_grpc
 from raftkv.server.context import NodeContext, deadline_of, was_forwarded, with_deadline
 from raftkv.server.errors import FailedPrecondition, InvalidArgument, status_for
 from raftkv.server.forward import ForwardedError, Forwarder
+from raftkv.server.settings import Limits
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -85,7 +89,7 @@ class ServiceBase:
                 raise NoLeader(f"this node is not the leader (node {leader} is); ask it directly")
             address = self.node.settings.cluster[leader]
             if self.metrics is not None:
-                self.metrics.forwarded.labels(method).inc()
+                self.metrics.on_forwarded(method)
             result: R
             if self.service == "KV":
                 result = await self.forwarder.forward_op(method, request, address, deadline)
@@ -117,13 +121,79 @@ def _check_consistency(consistency: int) -> bool:
     return consistency == kv_pb2.CONSISTENCY_STALE
 
 
-def _command(session: kv_pb2.Session, **op: Any) -> bytes:
-    return kv_pb2.Command(
-        client_id=session.client_id,
-        sequence=session.sequence,
-        issued_at_ms=int(time.time() * 1000),
-        **op,
-    ).SerializeToString()
+def _check_write(kind: str, request: Any, limits: Limits) -> None:
+    """A write's limits, as its unary call checks them (``kind`` is its BatchOp field)."""
+    _check_key(request.key, limits.max_key_bytes)
+    if kind != "delete":
+        _check_value(request.value, limits.max_value_bytes)
+    if kind == "compare_and_swap":
+        _check_value(request.expected, limits.max_value_bytes, "expected value")
+
+
+def _write_command(kind: str, request: Any, issued_at_ms: int) -> bytes:
+    """The replicated command for a validated write (``kind`` is its BatchOp field)."""
+    session = request.session
+    command = kv_pb2.Command(
+        client_id=session.client_id, sequence=session.sequence, issued_at_ms=issued_at_ms
+    )
+    match kind:
+        case "put":
+            op = command.put
+            op.key, op.value, op.return_previous = (
+                request.key,
+                request.value,
+                request.return_previous,
+            )
+        case "delete":
+            command.delete.key = request.key
+        case "compare_and_swap":
+            cas = command.cas
+            cas.key, cas.expected, cas.expect_absent, cas.value = (
+                request.key,
+                request.expected,
+                request.expect_absent,
+                request.value,
+            )
+        case _:
+            raise AssertionError(f"not a write: {kind}")
+    return command.SerializeToString()
+
+
+def _fill_write(kind: str, out: kv_pb2.BatchResult, r: kv_pb2.CommandResult) -> None:
+    """Set ``out``'s ``kind`` response from the applied command's result."""
+    match kind:
+        case "put":
+            _fill_put(out.put, r)
+        case "delete":
+            _fill_delete(out.delete, r)
+        case _:
+            _fill_cas(out.compare_and_swap, r)
+
+
+def _fill_put(out: kv_pb2.PutResponse, r: kv_pb2.CommandResult) -> None:
+    out.SetInParent()
+    out.had_previous, out.previous, out.index = r.had_previous, r.previous, r.index
+
+
+def _fill_delete(out: kv_pb2.DeleteResponse, r: kv_pb2.CommandResult) -> None:
+    out.SetInParent()
+    out.deleted, out.index = r.ok, r.index
+
+
+def _fill_cas(out: kv_pb2.CompareAndSwapResponse, r: kv_pb2.CommandResult) -> None:
+    out.SetInParent()
+    out.swapped, out.had_current, out.current, out.index = r.ok, r.had_previous, r.previous, r.index
+
+
+def _session_expired() -> FailedPrecondition:
+    return FailedPrecondition(
+        "the client session expired: this command was not applied, and whether an earlier "
+        "attempt was is unknown; start a new session"
+    )
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 class KVService(ServiceBase, kv_pb2_grpc.KVServicer):
@@ -132,10 +202,7 @@ class KVService(ServiceBase, kv_pb2_grpc.KVServicer):
     async def _propose(self, data: bytes, deadline: float) -> kv_pb2.CommandResult:
         outcome = await with_deadline(self.node.driver.propose(data), deadline)
         if outcome is SESSION_EXPIRED:
-            raise FailedPrecondition(
-                "the client session expired: this command was not applied, and whether an earlier "
-                "attempt was is unknown; start a new session"
-            )
+            raise _session_expired()
         assert isinstance(outcome, kv_pb2.CommandResult), f"unexpected outcome {outcome!r}"
         return outcome
 
@@ -156,50 +223,38 @@ class KVService(ServiceBase, kv_pb2_grpc.KVServicer):
 
     # ---------------------------------------------------------------- operations
     async def put(self, request: kv_pb2.PutRequest, deadline: float, forwarded: bool) -> Any:
-        limits = self.node.settings.limits
-        _check_key(request.key, limits.max_key_bytes)
-        _check_value(request.value, limits.max_value_bytes)
+        _check_write("put", request, self.node.settings.limits)
 
         async def local() -> kv_pb2.PutResponse:
-            op = kv_pb2.PutOp(
-                key=request.key, value=request.value, return_previous=request.return_previous
-            )
-            r = await self._propose(_command(request.session, put=op), deadline)
-            return kv_pb2.PutResponse(
-                had_previous=r.had_previous, previous=r.previous, index=r.index
-            )
+            r = await self._propose(_write_command("put", request, _now_ms()), deadline)
+            out = kv_pb2.PutResponse()
+            _fill_put(out, r)
+            return out
 
         return await self.on_leader("Put", request, forwarded, deadline, local)
 
     async def delete(self, request: kv_pb2.DeleteRequest, deadline: float, forwarded: bool) -> Any:
-        _check_key(request.key, self.node.settings.limits.max_key_bytes)
+        _check_write("delete", request, self.node.settings.limits)
 
         async def local() -> kv_pb2.DeleteResponse:
-            data = _command(request.session, delete=kv_pb2.DeleteOp(key=request.key))
-            r = await self._propose(data, deadline)
-            return kv_pb2.DeleteResponse(deleted=r.ok, index=r.index)
+            r = await self._propose(_write_command("delete", request, _now_ms()), deadline)
+            out = kv_pb2.DeleteResponse()
+            _fill_delete(out, r)
+            return out
 
         return await self.on_leader("Delete", request, forwarded, deadline, local)
 
     async def compare_and_swap(
         self, request: kv_pb2.CompareAndSwapRequest, deadline: float, forwarded: bool
     ) -> Any:
-        limits = self.node.settings.limits
-        _check_key(request.key, limits.max_key_bytes)
-        _check_value(request.value, limits.max_value_bytes)
-        _check_value(request.expected, limits.max_value_bytes, "expected value")
+        _check_write("compare_and_swap", request, self.node.settings.limits)
 
         async def local() -> kv_pb2.CompareAndSwapResponse:
-            op = kv_pb2.CasOp(
-                key=request.key,
-                expected=request.expected,
-                expect_absent=request.expect_absent,
-                value=request.value,
-            )
-            r = await self._propose(_command(request.session, cas=op), deadline)
-            return kv_pb2.CompareAndSwapResponse(
-                swapped=r.ok, had_current=r.had_previous, current=r.previous, index=r.index
-            )
+            data = _write_command("compare_and_swap", request, _now_ms())
+            r = await self._propose(data, deadline)
+            out = kv_pb2.CompareAndSwapResponse()
+            _fill_cas(out, r)
+            return out
 
         return await self.on_leader("CompareAndSwap", request, forwarded, deadline, local)
 
@@ -241,36 +296,167 @@ class KVService(ServiceBase, kv_pb2_grpc.KVServicer):
                 raise InvalidArgument(
                     f"batch of {len(request.ops)} operations; the limit is {limit} (max_batch_ops)"
                 )
-            results = await asyncio.gather(
-                *(self._batch_op(op, deadline, forwarded) for op in request.ops)
-            )
-            return kv_pb2.BatchResponse(results=results)
+            return await self.batch(request.ops, deadline, forwarded)
 
         return await self.serve("Batch", context, handle)
 
-    async def _batch_op(
-        self, op: kv_pb2.BatchOp, deadline: float, forwarded: bool
-    ) -> kv_pb2.BatchResult:
-        kind = op.WhichOneof("op")
+    # ---------------------------------------------------------------- KV.Batch
+    async def batch(
+        self, ops: Sequence[kv_pb2.BatchOp], deadline: float, forwarded: bool
+    ) -> kv_pb2.BatchResponse:
+        """Every op's own outcome, in order, at a cost shared by the whole batch: the writes go
+        to the driver as ONE input (on the leader; a follower forwards them), the linearizable
+        gets share ONE ReadIndex and the gets ONE reader job. An op that fails (validation
+        included) fails alone."""
+        response = kv_pb2.BatchResponse()
+        out = [response.results.add() for _ in ops]
+        limits = self.node.settings.limits
+        writes: list[int] = []
+        gets: list[int] = []
+        stale_gets: list[int] = []
+        for i, op in enumerate(ops):
+            kind = op.WhichOneof("op")
+            try:
+                if kind == "get":
+                    _check_key(op.get.key, limits.max_key_bytes)
+                    (stale_gets if _check_consistency(op.get.consistency) else gets).append(i)
+                elif kind is None:
+                    raise InvalidArgument("a batch operation names no operation")
+                else:
+                    _check_write(kind, getattr(op, kind), limits)
+                    writes.append(i)
+            except Exception as exc:
+                _fill_error(out[i], exc)
+        jobs = []
+        if writes:
+            jobs.append(self._batch_writes(ops, writes, out, deadline, forwarded))
+        if gets:
+            jobs.append(self._batch_gets(ops, gets, out, deadline, stale=False))
+        if stale_gets:
+            jobs.append(self._batch_gets(ops, stale_gets, out, deadline, stale=True))
+        if len(jobs) == 1:
+            await jobs[0]
+        elif jobs:
+            await asyncio.gather(*jobs)
+        return response
+
+    async def _batch_gets(
+        self,
+        ops: Sequence[kv_pb2.BatchOp],
+        which: list[int],
+        out: list[kv_pb2.BatchResult],
+        deadline: float,
+        *,
+        stale: bool,
+    ) -> None:
         try:
-            match kind:
-                case "put":
-                    return kv_pb2.BatchResult(put=await self.put(op.put, deadline, forwarded))
-                case "delete":
-                    return kv_pb2.BatchResult(
-                        delete=await self.delete(op.delete, deadline, forwarded)
-                    )
-                case "compare_and_swap":
-                    response = await self.compare_and_swap(op.compare_and_swap, deadline, forwarded)
-                    return kv_pb2.BatchResult(compare_and_swap=response)
-                case "get":
-                    return kv_pb2.BatchResult(get=await self.get(op.get, deadline, forwarded))
-            raise InvalidArgument("a batch operation names no operation")
-        except ForwardedError as exc:
-            return kv_pb2.BatchResult(error=op_error(exc.code, exc.details))
+            index = await self._read_point(stale, deadline)
+            values = await self.node.reader.get_many([ops[i].get.key for i in which])
         except Exception as exc:
-            code, message = status_for(exc)
-            return kv_pb2.BatchResult(error=op_error(code, message))
+            for i in which:
+                _fill_error(out[i], exc)
+            return
+        for i, value in zip(which, values, strict=True):
+            response = out[i].get
+            response.SetInParent()
+            response.index = index
+            if value is not None:
+                response.found = True
+                response.value = value
+
+    async def _batch_writes(
+        self,
+        ops: Sequence[kv_pb2.BatchOp],
+        which: list[int],
+        out: list[kv_pb2.BatchResult],
+        deadline: float,
+        forwarded: bool,
+    ) -> None:
+        """As :meth:`on_leader`, for many writes at once."""
+        pending = which
+        while pending:
+            try:
+                leader = await self.node.wait_for_leader(deadline)
+            except Exception as exc:
+                for i in pending:
+                    _fill_error(out[i], exc)
+                return
+            if leader == self.node.settings.node_id:
+                pending = await self._propose_writes(ops, pending, out, deadline)
+                continue  # the ones left lost the leadership between the check and the proposal
+            if forwarded:
+                refused = NoLeader(
+                    f"this node is not the leader (node {leader} is); ask it directly"
+                )
+                for i in pending:
+                    _fill_error(out[i], refused)
+                return
+            address = self.node.settings.cluster[leader]
+            await asyncio.gather(
+                *(self._forward_write(ops[i], out[i], address, deadline) for i in pending)
+            )
+            return
+
+    async def _propose_writes(
+        self,
+        ops: Sequence[kv_pb2.BatchOp],
+        which: list[int],
+        out: list[kv_pb2.BatchResult],
+        deadline: float,
+    ) -> list[int]:
+        """Propose ``which`` as one driver input and fill each op's outcome; returns the ops to
+        try again (this node lost the leadership before proposing them)."""
+        now_ms = _now_ms()
+        kinds = [ops[i].WhichOneof("op") or "" for i in which]
+        datas = [
+            _write_command(kind, getattr(ops[i], kind), now_ms)
+            for i, kind in zip(which, kinds, strict=True)
+        ]
+        try:
+            futures = self.node.driver.propose_many(datas)
+        except Exception as exc:
+            for i in which:
+                _fill_error(out[i], exc)
+            return []
+        if not all(f.done() for f in futures):
+            try:
+                await asyncio.wait(futures, timeout=max(0.0, time_left(deadline)))
+            except asyncio.CancelledError:
+                for fut in futures:
+                    fut.cancel()  # as a cancelled unary call: withdrawn if not yet proposed
+                raise
+        again: list[int] = []
+        for i, kind, fut in zip(which, kinds, futures, strict=True):
+            if not fut.done():
+                fut.cancel()  # withdrawn if the driver has not proposed it yet
+                _fill_error(out[i], TimeoutError())
+            elif (error := fut.exception()) is not None:
+                if isinstance(error, NotLeaderError):
+                    again.append(i)
+                else:
+                    _fill_error(out[i], error)
+            else:
+                outcome = fut.result()
+                if outcome is SESSION_EXPIRED:
+                    _fill_error(out[i], _session_expired())
+                else:
+                    assert isinstance(outcome, kv_pb2.CommandResult), f"unexpected {outcome!r}"
+                    _fill_write(kind, out[i], outcome)
+        return again
+
+    async def _forward_write(
+        self, op: kv_pb2.BatchOp, out: kv_pb2.BatchResult, address: str, deadline: float
+    ) -> None:
+        kind = op.WhichOneof("op") or ""
+        method = _METHODS[kind]
+        if self.metrics is not None:
+            self.metrics.on_forwarded(method)
+        try:
+            response = await self.forwarder.forward_op(method, getattr(op, kind), address, deadline)
+        except Exception as exc:
+            _fill_error(out, exc)
+        else:
+            getattr(out, kind).CopyFrom(response)
 
     async def Scan(self, request: kv_pb2.ScanRequest, context: Any) -> kv_pb2.ScanResponse:
         limits = self.node.settings.limits
@@ -305,9 +491,19 @@ class KVService(ServiceBase, kv_pb2_grpc.KVServicer):
         return await self.serve("Scan", context, handle)
 
 
-def op_error(code: grpc.StatusCode, message: str) -> kv_pb2.OpError:
-    number: int = code.value[0]
-    return kv_pb2.OpError(code=number, message=message)
+_METHODS = {"put": "Put", "delete": "Delete", "compare_and_swap": "CompareAndSwap", "get": "Get"}
+"""A BatchOp field -> the unary method it stands for."""
+
+
+def _fill_error(out: kv_pb2.BatchResult, exc: BaseException) -> None:
+    if isinstance(exc, ForwardedError):
+        code, message = exc.code, exc.details
+    else:
+        code, message = status_for(exc)
+        if code == grpc.StatusCode.INTERNAL:
+            log.error("a batch operation failed", exc_info=exc)
+    out.error.code = code.value[0]
+    out.error.message = message
 
 
 def time_left(deadline: float) -> float:
