@@ -21,12 +21,17 @@ import grpc
 import grpc.aio
 
 from bench import procs
+from bench.promtext import scrape
 from bench.raftkv_cluster import RaftkvCluster
 from raftkv.pb import kv_pb2, kv_pb2_grpc
 
 KEYS = 1024
 VALUE = b"v" * 64
 TIMEOUT_S = 10.0
+_APPLIES = "raftkv_commit_apply_duration_seconds_count"
+"""Apply batches (one storage-thread hop each) on the leader."""
+_READ_INDEXES = "raftkv_read_index_wait_seconds_count"
+"""Driver.read_index calls on the leader (a batch's linearizable gets should share one)."""
 
 
 def _batch(kind: str, size: int, start: int, client_id: int, seq: int) -> kv_pb2.BatchRequest:
@@ -55,6 +60,8 @@ async def _sender(stub: kv_pb2_grpc.KVStub, kind: str, size: int, *, until: floa
         for result in response.results:
             if result.WhichOneof("result") == "error":
                 counts[1] += 1
+                if counts[1] == 1:
+                    print(f"first error: code {result.error.code}: {result.error.message}")
             else:
                 counts[0] += 1
         seq += size
@@ -68,6 +75,9 @@ async def _case(cluster: RaftkvCluster, leader: str, kind: str, size: int, *, se
     order = [leader] + [e for e in cluster.endpoints if e != leader]
     pids = [cluster.pid_of(e) for e in order]
     counts = [0, 0]
+    url = cluster.metrics_url(leader)
+    assert url is not None
+    series_before = await asyncio.to_thread(scrape, url)
     try:
         cpu_before = [procs.cpu_s(p) for p in pids]
         started = time.monotonic()
@@ -80,8 +90,12 @@ async def _case(cluster: RaftkvCluster, leader: str, kind: str, size: int, *, se
         cpu_after = [procs.cpu_s(p) for p in pids]
     finally:
         await channel.close()
+    series_after = await asyncio.to_thread(scrape, url)
     ops = max(1, counts[0])
     result = {"ops_s": counts[0] / elapsed, "errors": float(counts[1])}
+    for name, series in (("applies_s", _APPLIES), ("reads_op", _READ_INDEXES)):
+        grown = series_after.get(series, 0.0) - series_before.get(series, 0.0)
+        result[name] = grown / elapsed if name.endswith("_s") else grown / ops
     for n, (b, a) in enumerate(zip(cpu_before, cpu_after, strict=True)):
         result[f"cpu{n}"] = (a - b) * 1000 / ops
     return result
@@ -91,7 +105,7 @@ async def _main(args: argparse.Namespace) -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     kinds = args.kinds.split(",")
     with tempfile.TemporaryDirectory(prefix="raftkv-bench-batch-") as tmp:
-        cluster = RaftkvCluster(Path(tmp))
+        cluster = RaftkvCluster(Path(tmp), metrics=True)
         cluster.start()
         try:
             leader = await cluster.wait_leader()
@@ -104,14 +118,17 @@ async def _main(args: argparse.Namespace) -> None:
             print(f"load average {procs.machine_load()}")
             print(f"{args.senders} senders, {args.seconds:g} s per case; CPU ms per op per node "
                   "(leader, follower, follower)")
+            print("applies/s: the leader's apply batches per second; ri/op: its Driver.read_index "
+                  "calls per operation")
             print(f"{'kind':<5} {'batch':>5} {'ops/s':>9} {'leader':>8} {'foll.1':>8} "
-                  f"{'foll.2':>8} {'errors':>6}")
+                  f"{'foll.2':>8} {'applies/s':>9} {'ri/op':>7} {'errors':>6}")
             for kind in kinds:
                 for size in sizes:
                     r = await _case(cluster, leader, kind, size, seconds=args.seconds,
                                       senders=args.senders)
                     print(f"{kind:<5} {size:>5} {r['ops_s']:>9.0f} {r['cpu0']:>8.3f} "
-                          f"{r['cpu1']:>8.3f} {r['cpu2']:>8.3f} {r['errors']:>6.0f}", flush=True)
+                          f"{r['cpu1']:>8.3f} {r['cpu2']:>8.3f} {r['applies_s']:>9.0f} "
+                          f"{r['reads_op']:>7.3f} {r['errors']:>6.0f}", flush=True)
         finally:
             cluster.stop()
 
