@@ -127,7 +127,7 @@ class Batcher:
                 "DEADLINE_EXCEEDED", "Deadline Exceeded", leader_hint=None, server_spoke=False
             ) from None
         if isinstance(result, _Unary):
-            return await self._pool.unary(address, rpc, request, deadline - loop.time())
+            return await self._pool.unary(address, rpc, request, max(0.001, deadline - loop.time()))
         response, hint = result
         assert isinstance(response, rpc.response_type)
         return response, hint

@@ -3,8 +3,10 @@
 It follows the server conventions the client relies on: every response (success or error) carries
 ``raftkv-leader`` trailing metadata when a leader is known; followers serve by "forwarding" (here:
 the shared dict) unless ``forward`` is off, in which case they answer UNAVAILABLE with the hint;
-writes are deduplicated by (client_id, sequence). Faults are queued per method and consumed in
-order by the next matching request, so tests script failures without sleeping.
+writes are deduplicated by (client_id, sequence). KV.Batch answers each operation as its unary
+method would, an error as that item's OpError. Faults are queued per method ("Batch" for a whole
+batch) and consumed in order by the next matching request, so tests script failures without
+sleeping.
 
 The servers run on their own event loop in a daemon thread, so blocking clients (and click's
 CliRunner) can talk to them from the test thread.
