@@ -272,7 +272,9 @@ class Driver:
         node = self.node
         reads: list[asyncio.Future[Index]] = []
         inbox = self._inbox
-        for _ in range(min(len(inbox), self._config.max_inputs_per_iteration)):
+        budget = self._config.max_inputs_per_iteration  # a propose_many counts each command
+        while inbox and budget > 0:
+            budget -= 1
             item = inbox.popleft()
             kind = item[0]
             if kind == _MSG:
@@ -280,6 +282,7 @@ class Driver:
             elif kind == _PROPOSE:
                 self._take_proposal(item[1], item[2])
             elif kind == _PROPOSE_MANY:
+                budget -= len(item[1]) - 1
                 for data, fut in zip(item[1], item[2], strict=True):
                     self._take_proposal(data, fut)
             elif kind == _READ:

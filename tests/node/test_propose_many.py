@@ -111,3 +111,28 @@ def test_a_follower_fails_every_command_naming_the_leader() -> None:
         await c.stop_all()
 
     run(body)
+
+
+def test_each_command_counts_against_the_inputs_of_one_iteration() -> None:
+    async def body() -> None:
+        c = Cluster(config=DriverConfig(tick_s=0.002, max_inputs_per_iteration=8))
+        c.start_all()
+        leader = await c.leader()
+        await leader.read_index()  # settled: nothing else of ours is in flight
+        sizes: list[int] = []
+        ready = leader.node.ready
+
+        def recording_ready() -> Any:
+            rd = ready()
+            if rd.entries:
+                sizes.append(len(rd.entries))
+            return rd
+
+        leader.node.ready = recording_ready  # type: ignore[method-assign]
+        first = leader.propose_many([put(b"p%d" % i, b"v") for i in range(8)])
+        second = leader.propose_many([put(b"q%d" % i, b"v") for i in range(8)])
+        await asyncio.gather(*first, *second)
+        assert sizes[:2] == [8, 8], f"entries per Ready: {sizes}"
+        await c.stop_all()
+
+    run(body)
