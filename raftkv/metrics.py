@@ -9,6 +9,7 @@ implements the observer protocols of the driver, the peer client and the Raft se
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from prometheus_client import (
@@ -349,8 +350,14 @@ class Metrics:
         self._child(self.client_requests, method, code).inc()
         self._child(self.client_latency, method).observe(seconds)
 
-    def on_forwarded(self, method: str) -> None:
-        self._child(self.forwarded, method).inc()
+    def on_batch_ops(self, counts: Mapping[tuple[str, str], int]) -> None:
+        """A KV.Batch's operations by (method, code), counted as client requests (the batch
+        itself is timed as one ``Batch`` request)."""
+        for (method, code), n in counts.items():
+            self._child(self.client_requests, method, code).inc(n)
+
+    def on_forwarded(self, method: str, n: int = 1) -> None:
+        self._child(self.forwarded, method).inc(n)
 
 
 def new_registry() -> CollectorRegistry:

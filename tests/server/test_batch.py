@@ -50,6 +50,12 @@ def get_op(key: bytes, *, stale: bool = False) -> kv_pb2.BatchOp:
     return kv_pb2.BatchOp(get=kv_pb2.GetRequest(key=key, consistency=consistency))
 
 
+def requests(server: NodeServer, method: str, code: str) -> float:
+    """The node's raftkv_client_requests_total{method, code}."""
+    value: float = server.metrics.client_requests.labels(method, code)._value.get()
+    return value
+
+
 class ReadCounter:
     """Counts a node's Driver.read_index calls, its core's ReadIndex rounds and its reader jobs."""
 
@@ -116,7 +122,17 @@ def test_an_invalid_op_fails_alone_naming_the_limit(tmp_path: Path) -> None:
             put_op(b"ok2", b"2"),
             get_op(b"ok1", stale=True),
         ]
+        labels = [
+            ("Put", "OK"),
+            ("Put", "INVALID_ARGUMENT"),
+            ("Get", "INVALID_ARGUMENT"),
+            ("Get", "OK"),
+            ("Batch", "OK"),
+        ]
+        before = [requests(leader, *label) for label in labels]
         r = await nodes.batch(leader, ops)
+        counted = [requests(leader, *label) - b for label, b in zip(labels, before, strict=True)]
+        assert counted == [2, 2, 2, 1, 1], "each op under its own method and code"
         kinds = [x.WhichOneof("result") for x in r]
         assert kinds == ["put", "error", "error", "error", "error", "error", "put", "get"]
         assert all(x.error.code == INVALID for x in r[1:6])
@@ -181,20 +197,30 @@ def test_a_batch_to_a_follower_forwards_its_writes_and_reads_locally(tmp_path: P
     async def test(nodes: Nodes) -> None:
         follower = nodes.follower()
         forwarded = follower.metrics.forwarded.labels("Put")
-        before = forwarded._value.get()
+        forwarded_before = forwarded._value.get()
         client = next(_client_ids)
         ops = [put_op(b"f%d" % i, b"v%d" % i, client_id=client, seq=i + 1) for i in range(10)] + [
             put_op(b"k" * (follower.settings.limits.max_key_bytes + 1), b"x"),
             put_op(b"f-expired", b"x", client_id=next(_client_ids), seq=10_000),
             get_op(b"f0"),
         ]
+        leader = nodes.leader()
+        labels = [("Put", "OK"), ("Put", "INVALID_ARGUMENT"), ("Put", "FAILED_PRECONDITION")]
+        before = [requests(s, *label) for s in (follower, leader) for label in labels]
         r = await nodes.batch(follower, ops)
+        counted = [
+            requests(s, *label) - b
+            for (s, label), b in zip(
+                [(s, label) for s in (follower, leader) for label in labels], before, strict=True
+            )
+        ]
+        assert counted == [10, 1, 1, 0, 0, 0], "counted where the client sent them, once"
         indexes = [x.put.index for x in r[:10]]
-        assert indexes == sorted(indexes) and len(set(indexes)) == 10
+        assert indexes == list(range(indexes[0], indexes[0] + 10)), "forwarded as one, in order"
         assert r[10].error.code == INVALID and "max_key_bytes" in r[10].error.message
         assert r[11].error.code == FAILED_PRECONDITION
         assert r[12].WhichOneof("result") == "get"  # concurrent with the puts: either outcome
-        assert forwarded._value.get() - before == 11  # the valid writes; never the invalid one
+        assert forwarded._value.get() - forwarded_before == 11  # the valid writes only
         counter = ReadCounter(follower)
         got = await nodes.batch(follower, [get_op(b"f%d" % i) for i in range(10)])
         assert [g.get.value for g in got] == [b"v%d" % i for i in range(10)]
