@@ -6,6 +6,7 @@ send KV.Batch RPCs of N operations straight to the leader for a short fixed time
 Reports ops/s and CPU milliseconds per operation of each node (read from /proc), leader first.
 
     python -m bench.bench_batch [--seconds 4] [--senders 4] [--sizes 1,16,64,256]
+        [--kinds put,get] [--node leader|follower]
 """
 
 from __future__ import annotations
@@ -69,10 +70,14 @@ async def _sender(stub: kv_pb2_grpc.KVStub, kind: str, size: int, *, until: floa
 
 
 async def _case(cluster: RaftkvCluster, leader: str, kind: str, size: int, *, seconds: float,
-                senders: int) -> dict[str, float]:
-    channel = grpc.aio.insecure_channel(leader)
+                senders: int, target: str = "") -> dict[str, float]:
+    channel = grpc.aio.insecure_channel(target or leader)
     stub = kv_pb2_grpc.KVStub(channel)  # type: ignore[no-untyped-call]
-    order = [leader] + [e for e in cluster.endpoints if e != leader]
+    followers = [e for e in cluster.endpoints if e != leader]
+    if target in followers:  # the follower called first
+        followers.remove(target)
+        followers.insert(0, target)
+    order = [leader, *followers]
     pids = [cluster.pid_of(e) for e in order]
     counts = [0, 0]
     url = cluster.metrics_url(leader)
@@ -109,6 +114,8 @@ async def _main(args: argparse.Namespace) -> None:
         cluster.start()
         try:
             leader = await cluster.wait_leader()
+            target = leader if args.node == "leader" else next(
+                e for e in cluster.endpoints if e != leader)
             # Preload every key so the gets read something.
             channel = grpc.aio.insecure_channel(leader)
             stub = kv_pb2_grpc.KVStub(channel)  # type: ignore[no-untyped-call]
@@ -116,8 +123,9 @@ async def _main(args: argparse.Namespace) -> None:
                 await stub.Batch(_batch("put", 256, first, 0, 0), timeout=TIMEOUT_S)
             await channel.close()
             print(f"load average {procs.machine_load()}")
-            print(f"{args.senders} senders, {args.seconds:g} s per case; CPU ms per op per node "
-                  "(leader, follower, follower)")
+            print(f"{args.senders} senders to the {args.node}, {args.seconds:g} s per case; CPU "
+                  "ms per op per node (leader, follower, follower; with --node follower the "
+                  "first follower is the one called)")
             print("applies/s: the leader's apply batches per second; ri/op: its Driver.read_index "
                   "calls per operation")
             print(f"{'kind':<5} {'batch':>5} {'ops/s':>9} {'leader':>8} {'foll.1':>8} "
@@ -125,7 +133,7 @@ async def _main(args: argparse.Namespace) -> None:
             for kind in kinds:
                 for size in sizes:
                     r = await _case(cluster, leader, kind, size, seconds=args.seconds,
-                                      senders=args.senders)
+                                      senders=args.senders, target=target)
                     print(f"{kind:<5} {size:>5} {r['ops_s']:>9.0f} {r['cpu0']:>8.3f} "
                           f"{r['cpu1']:>8.3f} {r['cpu2']:>8.3f} {r['applies_s']:>9.0f} "
                           f"{r['reads_op']:>7.3f} {r['errors']:>6.0f}", flush=True)
@@ -139,6 +147,8 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=4)
     parser.add_argument("--sizes", default="1,16,64,256")
     parser.add_argument("--kinds", default="put,get")
+    parser.add_argument("--node", choices=("leader", "follower"), default="leader",
+                        help="send the batches to the leader or to a follower")
     args = parser.parse_args()
     procs.install_cleanup()
     asyncio.run(_main(args))
