@@ -43,7 +43,7 @@ async def idle_cpu(cluster: Measurable, seconds: float = IDLE_SETTLE_S) -> list[
 
 
 async def loaded_rss(cluster: Measurable, target: Target, *, keys: int, time_limit_s: float,
-                     clients: int = 64, value_size_bytes: int = 256) -> dict[str, Any]:
+                     clients: int = 256, value_size_bytes: int = 256) -> dict[str, Any]:
     """Write ``keys`` keys in stages; RSS per node after each stage."""
     stages: list[dict[str, Any]] = []
     written = 0
