@@ -16,6 +16,13 @@ class DriverConfig:
     max_pending_reads: int = 100_000
     max_inputs_per_iteration: int = 8_192
     """Inputs taken into one iteration (one fsync, one message batch, one apply batch)."""
+    persist_on_loop: bool = True
+    """Write the log (the fsync) on the event loop rather than on the storage thread: saves two
+    thread wake-ups per write; False restores the hand-off (a log write with a snapshot always
+    goes to the storage thread)."""
+    apply_on_loop: bool = True
+    """Apply committed entries on the event loop (the state machine must be safe to apply from
+    that thread while its snapshot swaps run on the storage thread; KVAdapter locks for it)."""
     read_index_timeout_s: float = 0.5
     """A ReadIndex not confirmed by then is failed (retryable) rather than left to the caller's
     deadline: its request or answer was lost, or the leader was deposed."""

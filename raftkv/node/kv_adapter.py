@@ -29,6 +29,10 @@ class KVAdapter:
         self._chunk_bytes = chunk_bytes
         self.read_lock = threading.Lock()
         """Held by reads (from the server's reader thread) and by the snapshot swap."""
+        self.apply_lock = threading.Lock()
+        """Held by apply and by the snapshot swap, so the two never interleave whichever
+        thread each runs on (the driver applies on the event loop, swaps run on its storage
+        thread). Apply skips entries a swapped-in snapshot already covers."""
         self.submit: Callable[[Callable[[], object]], Future[object]] | None = None
         """Set by the wiring: runs a callable on the driver's storage thread."""
 
@@ -36,7 +40,8 @@ class KVAdapter:
         return self.state.applied_index(), self.state.applied_term()
 
     def apply(self, entries: Sequence[Entry]) -> Sequence[object]:
-        outcomes = self.state.apply(entries)
+        with self.apply_lock:
+            outcomes = self.state.apply(entries)
         if len(outcomes) == len(entries):
             return [_result(o) for o in outcomes]
         by_index = {o.index: o for o in outcomes}
@@ -73,7 +78,7 @@ class KVAdapter:
         assert self.submit is not None, "KVAdapter.submit is wired before the server starts"
         installer = self.submit(lambda: SnapshotInstaller(self.state)).result()
         assert isinstance(installer, SnapshotInstaller)
-        return _Staging(installer, self.submit, self.read_lock)
+        return _Staging(installer, self.submit, self.read_lock, self.apply_lock)
 
 
 class _Staging:
@@ -82,17 +87,19 @@ class _Staging:
         installer: SnapshotInstaller,
         submit: Callable[[Callable[[], object]], Future[object]],
         read_lock: threading.Lock,
+        apply_lock: threading.Lock,
     ) -> None:
         self._installer = installer
         self._submit = submit
         self._read_lock = read_lock
+        self._apply_lock = apply_lock
 
     def feed(self, data: bytes) -> None:
         self._installer.feed(data)
 
     def commit(self) -> SnapshotMeta:
         def swap() -> SnapshotMeta:
-            with self._read_lock:
+            with self._apply_lock, self._read_lock:
                 return self._installer.commit()
 
         meta = self._submit(swap).result()

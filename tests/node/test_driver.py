@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -199,6 +200,41 @@ def test_a_lost_read_index_request_fails_fast_and_retries_succeed() -> None:
             await asyncio.wait_for(follower.read_index(), 2)
         c.net.route = route  # type: ignore[method-assign]
         assert await follower.read_index() >= 1
+        await c.stop_all()
+
+    run(body)
+
+
+@pytest.mark.parametrize("on_loop", [True, False], ids=["on-loop", "storage-thread"])
+def test_log_writes_and_apply_run_where_configured(on_loop: bool) -> None:
+    """persist_on_loop / apply_on_loop put the fsync and apply on the event loop's thread (no
+    hand-off per write); off, they go to the driver's storage thread. Both replicate alike."""
+
+    async def body() -> None:
+        config = DriverConfig(tick_s=0.002, persist_on_loop=on_loop, apply_on_loop=on_loop)
+        c = Cluster(config=config)
+        c.start_all()
+        leader = await c.leader()
+        loop_thread = threading.current_thread().name
+        threads: dict[str, set[str]] = {"save": set(), "apply": set()}
+        store, state = c.stores[leader.node.id], leader.state_machine
+        save, apply = store.save, state.apply
+
+        def recording_save(**kw: Any) -> None:
+            threads["save"].add(threading.current_thread().name)
+            save(**kw)
+
+        def recording_apply(entries: Any) -> Any:
+            threads["apply"].add(threading.current_thread().name)
+            return apply(entries)
+
+        store.save = recording_save  # type: ignore[method-assign]
+        state.apply = recording_apply  # type: ignore[method-assign]
+        results = await asyncio.gather(*(leader.propose(put(b"k%d" % i, b"v")) for i in range(50)))
+        assert all(r.ok for r in results)  # type: ignore[attr-defined]
+        expected = {loop_thread} if on_loop else {f"raftkv-io-{leader.node.id}_0"}
+        assert threads["save"] == expected
+        assert threads["apply"] == expected
         await c.stop_all()
 
     run(body)
