@@ -16,10 +16,12 @@ class DriverConfig:
     max_pending_reads: int = 100_000
     max_inputs_per_iteration: int = 8_192
     """Inputs taken into one iteration (one fsync, one message batch, one apply batch)."""
-    persist_on_loop: bool = True
-    """Write the log (the fsync) on the event loop rather than on the storage thread: saves two
-    thread wake-ups per write; False restores the hand-off (a log write with a snapshot always
-    goes to the storage thread)."""
+    persist_on_loop_after_idle_s: float = 0.0005
+    """Work that arrives after the driver idled this long has its log write (the fsync) run on
+    the event loop, saving a lone write the two thread wake-ups of a hand-off. A busier node
+    hands it to the storage thread, so requests arriving during the fsync are taken in and
+    share the next one. -1: always hand off. A log write with a snapshot always goes to the
+    storage thread."""
     apply_on_loop: bool = True
     """Apply committed entries on the event loop (the state machine must be safe to apply from
     that thread while its snapshot swaps run on the storage thread; KVAdapter locks for it)."""

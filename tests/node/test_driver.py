@@ -207,11 +207,16 @@ def test_a_lost_read_index_request_fails_fast_and_retries_succeed() -> None:
 
 @pytest.mark.parametrize("on_loop", [True, False], ids=["on-loop", "storage-thread"])
 def test_log_writes_and_apply_run_where_configured(on_loop: bool) -> None:
-    """persist_on_loop / apply_on_loop put the fsync and apply on the event loop's thread (no
-    hand-off per write); off, they go to the driver's storage thread. Both replicate alike."""
+    """The fsync and apply run on the event loop's thread (no hand-off per write) when the
+    config says so (persist_on_loop_after_idle_s=0: every write counts as arriving after an
+    idle spell), else on the driver's storage thread. Both replicate alike."""
 
     async def body() -> None:
-        config = DriverConfig(tick_s=0.002, persist_on_loop=on_loop, apply_on_loop=on_loop)
+        config = DriverConfig(
+            tick_s=0.002,
+            persist_on_loop_after_idle_s=0.0 if on_loop else -1.0,
+            apply_on_loop=on_loop,
+        )
         c = Cluster(config=config)
         c.start_all()
         leader = await c.leader()
