@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -19,16 +18,7 @@ from raftkv.core.types import NodeId
 from raftkv.pb import kv_pb2, kv_pb2_grpc
 from raftkv.server.app import NodeServer
 from raftkv.server.settings import Settings
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
+from tests.integration.harness import free_ports
 
 
 async def wait_until(pred: Callable[[], bool], timeout_s: float = 15.0) -> None:
