@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections import deque
 
 from raftkv.pb import kv_pb2
 
@@ -30,6 +31,10 @@ def new_client_id() -> int:
 
 
 class SessionWindow:
+    """Issues session sequences within the window, to waiters in the order they came (FIFO: with
+    many more concurrent writers than the window, a free-for-all let some wait out their whole
+    deadline while later ones got in)."""
+
     def __init__(self, client_id: int | None = None, window: int = DEFAULT_SESSION_WINDOW) -> None:
         if window < 1:
             raise ValueError("the session window must be >= 1")
@@ -37,44 +42,57 @@ class SessionWindow:
         self.window = window
         self._next = 1
         self._in_flight: set[int] = set()
-        self._changed: asyncio.Condition | None = None  # made on the loop that first waits
+        self._waiters: deque[asyncio.Future[kv_pb2.Session]] = deque()
 
     def _has_room(self) -> bool:
         return not self._in_flight or self._next - min(self._in_flight) < self.window
 
-    async def acquire(self, timeout_s: float) -> kv_pb2.Session | None:
-        """A new (client_id, sequence), waiting up to ``timeout_s`` for room (None: still full)."""
-        if not self._has_room():
-            if self._changed is None:
-                self._changed = asyncio.Condition()
-            async with self._changed:
-                try:
-                    await asyncio.wait_for(self._changed.wait_for(self._has_room), timeout_s)
-                except TimeoutError:
-                    return None
+    def _issue(self) -> kv_pb2.Session:
         sequence = self._next
         self._next += 1
         self._in_flight.add(sequence)
         return kv_pb2.Session(client_id=self.client_id, sequence=sequence)
 
+    def _grant(self) -> None:
+        """Hand the room there is to the oldest waiters (a waiter that gave up is skipped)."""
+        while self._waiters and self._has_room():
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(self._issue())
+
+    async def acquire(self, timeout_s: float) -> kv_pb2.Session | None:
+        """A new (client_id, sequence), waiting up to ``timeout_s`` for room (None: still full)."""
+        if not self._waiters and self._has_room():
+            return self._issue()
+        waiter: asyncio.Future[kv_pb2.Session] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await waiter
+        except TimeoutError:
+            # Granted at the very moment time ran out: the sequence is ours, use it.
+            return waiter.result() if waiter.done() and not waiter.cancelled() else None
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():  # granted, then cancelled: give it back
+                self._in_flight.discard(waiter.result().sequence)
+                self._grant()
+            raise
+
     async def release(self, session: kv_pb2.Session) -> None:
         """The write is finished (answered, or given up on): its sequence leaves the window."""
         if session.client_id == self.client_id:
             self._in_flight.discard(session.sequence)
-        await self._notify()
+        self._grant()
 
     async def renew(self, expired: kv_pb2.Session) -> kv_pb2.Session:
-        """The server refused ``expired``'s session: start a new one (once); a sequence in it."""
+        """The server refused ``expired``'s session: start a new one (once); a sequence in it.
+
+        The caller already held a place in the window, so it gets its sequence ahead of waiters.
+        """
         if expired.client_id == self.client_id:
             self.client_id = new_client_id()
             self._next = 1
             self._in_flight.clear()
-            await self._notify()
-        session = await self.acquire(0.0)
-        assert session is not None, "a new session always has room"
+        session = self._issue()
+        self._grant()
         return session
-
-    async def _notify(self) -> None:
-        if self._changed is not None:
-            async with self._changed:
-                self._changed.notify_all()

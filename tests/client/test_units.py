@@ -273,3 +273,56 @@ def test_session_window_renews_once_per_expired_session() -> None:
         assert (again.client_id, again.sequence) == (renewed.client_id, 2)
 
     asyncio.run(main())
+
+
+def test_session_window_serves_waiters_in_arrival_order() -> None:
+    """With more writers than the window, room goes to the writer that has waited longest: a
+    free-for-all let some writers wait out their whole deadline (RESOURCE_EXHAUSTED at 256
+    concurrent writers) while later arrivals got in."""
+    from raftkv.client._session import SessionWindow
+
+    async def main() -> None:
+        window = SessionWindow(client_id=7, window=2)
+        held = [await window.acquire(1.0) for _ in range(2)]
+        waiters = [asyncio.ensure_future(window.acquire(5.0)) for _ in range(4)]
+        await asyncio.sleep(0)  # every waiter is queued, in order
+        granted: list[int] = []
+        while held:
+            session = held.pop(0)
+            assert session is not None
+            await window.release(session)
+            await asyncio.sleep(0)  # the granted waiter's task resumes and returns
+            done = [w for w in waiters if w.done()]
+            assert len(done) == 1, "one freed slot lets exactly one waiter in"
+            waiter = done[0]
+            waiters.remove(waiter)
+            got = waiter.result()
+            assert got is not None
+            granted.append(got.sequence)
+            held.append(got)
+            if not waiters:
+                break
+        assert granted == [3, 4, 5, 6]  # the waiters in the order they came
+
+    asyncio.run(main())
+
+
+def test_session_window_cancelled_waiter_gives_its_grant_back() -> None:
+    """A writer cancelled just after it was granted a sequence must not leave that sequence in
+    flight forever (the window would never move again)."""
+    from raftkv.client._session import SessionWindow
+
+    async def main() -> None:
+        window = SessionWindow(client_id=7, window=1)
+        first = await window.acquire(1.0)
+        assert first is not None
+        cancelled = asyncio.ensure_future(window.acquire(5.0))
+        await asyncio.sleep(0)
+        await window.release(first)  # grants sequence 2 to the waiter ...
+        cancelled.cancel()  # ... which is cancelled before it runs again
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        later = await window.acquire(0.5)
+        assert later is not None and later.sequence == 3
+
+    asyncio.run(main())
