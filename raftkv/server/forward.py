@@ -36,13 +36,15 @@ class ForwardedError(Exception):
         self.details = details
 
 
-_CODES = {code.value[0]: code for code in grpc.StatusCode}
-_OP_FIELDS = {
+STATUS_CODES = {code.value[0]: code for code in grpc.StatusCode}
+"""A status code number (as an OpError carries it) -> the grpc.StatusCode."""
+OP_FIELDS = {
     "Get": "get",
     "Put": "put",
     "Delete": "delete",
     "CompareAndSwap": "compare_and_swap",
 }
+"""A KV method -> its BatchOp / BatchResult field."""
 
 
 @dataclass(slots=True)
@@ -111,7 +113,7 @@ class Forwarder:
                 f"{len(queue.pending)} operations are waiting to be forwarded to the leader "
                 "(limit max_forward_queue); retry with backoff"
             )
-        queue.pending.append(_Op(_OP_FIELDS[method], request, deadline, future))
+        queue.pending.append(_Op(OP_FIELDS[method], request, deadline, future))
         self._send_batches(address, queue)
         async with asyncio.timeout_at(deadline):
             return await future
@@ -148,7 +150,7 @@ class Forwarder:
                     continue
                 kind = result.WhichOneof("result")
                 if kind == "error":
-                    code = _CODES.get(result.error.code, grpc.StatusCode.UNKNOWN)
+                    code = STATUS_CODES.get(result.error.code, grpc.StatusCode.UNKNOWN)
                     op.future.set_exception(ForwardedError(code, result.error.message))
                 elif kind is None:
                     op.future.set_exception(

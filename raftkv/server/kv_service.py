@@ -31,7 +31,7 @@ from raftkv.node.protocols import SESSION_EXPIRED
 from raftkv.pb import kv_pb2, kv_pb2_grpc
 from raftkv.server.context import NodeContext, deadline_of, was_forwarded, with_deadline
 from raftkv.server.errors import FailedPrecondition, InvalidArgument, status_for
-from raftkv.server.forward import ForwardedError, Forwarder
+from raftkv.server.forward import OP_FIELDS, STATUS_CODES, ForwardedError, Forwarder
 from raftkv.server.settings import Limits
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class ServiceBase:
                 except NotLeaderError:
                     continue  # lost leadership between the check and the proposal
             if forwarded:
-                raise NoLeader(f"this node is not the leader (node {leader} is); ask it directly")
+                raise _not_the_leader(leader)
             address = self.node.settings.cluster[leader]
             if self.metrics is not None:
                 self.metrics.on_forwarded(method)
@@ -192,6 +192,11 @@ def _session_expired() -> FailedPrecondition:
         "the client session expired: this command was not applied, and whether an earlier "
         "attempt was is unknown; start a new session"
     )
+
+
+def _not_the_leader(leader: NodeId) -> NoLeader:
+    """A forwarded request reached a node that does not lead: no second hop."""
+    return NoLeader(f"this node is not the leader (node {leader} is); ask it directly")
 
 
 def _now_ms() -> int:
@@ -389,9 +394,7 @@ class KVService(ServiceBase, kv_pb2_grpc.KVServicer):
                 pending = await self._propose_writes(ops, pending, out, deadline)
                 continue  # the ones left lost the leadership between the check and the proposal
             if forwarded:
-                refused = NoLeader(
-                    f"this node is not the leader (node {leader} is); ask it directly"
-                )
+                refused = _not_the_leader(leader)
                 for i in pending:
                     _fill_error(out[i], refused)
                 return
@@ -513,11 +516,8 @@ class KVService(ServiceBase, kv_pb2_grpc.KVServicer):
         return await self.serve("Scan", context, handle)
 
 
-_METHODS = {"put": "Put", "delete": "Delete", "compare_and_swap": "CompareAndSwap", "get": "Get"}
+_METHODS = {field: method for method, field in OP_FIELDS.items()}
 """A BatchOp field -> the unary method it stands for."""
-
-
-_CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
 
 
 def _tally(
@@ -533,7 +533,7 @@ def _tally(
             continue
         code = "OK"
         if result.WhichOneof("result") == "error":
-            code = _CODE_NAMES.get(result.error.code, "UNKNOWN")
+            code = STATUS_CODES.get(result.error.code, grpc.StatusCode.UNKNOWN).name
         counts[method, code] = counts.get((method, code), 0) + 1
     return counts
 
