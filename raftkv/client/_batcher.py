@@ -49,12 +49,13 @@ DEFAULT_BATCH_BYTES = 4 << 20  # requests per batch; the server's Batch limit is
 
 BATCH: Final[Rpc[Any, kv_pb2.BatchResponse]] = Rpc("/raftkv.v1.KV/Batch", kv_pb2.BatchResponse)
 # The RPCs that can ride in a batch, and their BatchOp / BatchResult field.
-BATCHABLE: Final[dict[str, str]] = {
-    RPCS.GET.path: "get",
-    RPCS.PUT.path: "put",
-    RPCS.DELETE.path: "delete",
-    RPCS.CAS.path: "compare_and_swap",
+_RPC_OF_FIELD: Final[dict[str, Rpc[Any, Any]]] = {
+    "get": RPCS.GET,
+    "put": RPCS.PUT,
+    "delete": RPCS.DELETE,
+    "compare_and_swap": RPCS.CAS,
 }
+BATCHABLE: Final[dict[str, str]] = {rpc.path: name for name, rpc in _RPC_OF_FIELD.items()}
 # Whole-batch refusals that say "smaller, please": nothing ran, or a write's session makes its
 # unary retry safe (a response too large to send).
 _SIZE_REFUSALS = ("max_batch_ops", "larger than max", "message too large")
@@ -262,9 +263,3 @@ def _server_error(details: str, hint: str | None) -> AttemptFailed:
 
 
 _CODE_NAMES: Final[dict[int, str]] = {code.value[0]: code.name for code in grpc.StatusCode}
-_RPC_OF_FIELD: Final[dict[str, Rpc[Any, Any]]] = {
-    "get": RPCS.GET,
-    "put": RPCS.PUT,
-    "delete": RPCS.DELETE,
-    "compare_and_swap": RPCS.CAS,
-}
