@@ -118,9 +118,6 @@ class Driver:
         self._change_waiters: list[asyncio.Future[None]] = []
         self.applied_index: Index = state_machine.applied()[0]
         self._stopping = False
-        self._quiet = False
-        """This iteration's work arrived after the driver had idled (persist_on_loop_after_idle_s):
-        its log write runs on the loop."""
         self._task: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
 
@@ -173,10 +170,7 @@ class Driver:
 
     async def propose(self, data: bytes) -> object:
         """Replicate and apply ``data``; returns the state machine's outcome for it."""
-        if len(self._proposals) >= self._config.max_pending_proposals:
-            raise Overloaded(
-                f"{len(self._proposals)} proposals are pending (limit max_pending_proposals)"
-            )
+        self._proposal_room()
         fut: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         self._put((_PROPOSE, data, fut))
         return await fut
@@ -187,11 +181,7 @@ class Driver:
         state machine's outcome for its own entry, or its own error. Those that do not fit under
         ``max_pending_proposals`` fail with :class:`Overloaded` at once; if none fit, raises it.
         Cancelling a future before the driver takes it withdraws that one command."""
-        room = self._config.max_pending_proposals - len(self._proposals)
-        if room <= 0:
-            raise Overloaded(
-                f"{len(self._proposals)} proposals are pending (limit max_pending_proposals)"
-            )
+        room = self._proposal_room()
         loop = asyncio.get_running_loop()
         futs: list[asyncio.Future[object]] = [loop.create_future() for _ in datas]
         taken = min(room, len(datas))
@@ -201,6 +191,15 @@ class Driver:
                 Overloaded(f"{room} more proposals fit under max_pending_proposals; retry")
             )
         return futs
+
+    def _proposal_room(self) -> int:
+        """How many more proposals may be pending; Overloaded if none."""
+        room = self._config.max_pending_proposals - len(self._proposals)
+        if room <= 0:
+            raise Overloaded(
+                f"{len(self._proposals)} proposals are pending (limit max_pending_proposals)"
+            )
+        return room
 
     async def read_index(self) -> Index:
         """A linearizable read point; returns once the local state has applied through it."""
@@ -274,9 +273,10 @@ class Driver:
             try:
                 self._take_inputs()
                 if self.node.has_ready():
-                    self._quiet = 0 <= quiet_after <= time.monotonic() - done_at
+                    # Work that came after an idle spell writes its log on the loop.
+                    persist_on_loop = 0 <= quiet_after <= time.monotonic() - done_at
                     while self.node.has_ready() and not self._stopping:
-                        await self._handle_ready(self.node.ready())
+                        await self._handle_ready(self.node.ready(), persist_on_loop)
                     done_at = time.monotonic()
             except Exception:
                 log.critical("the driver failed; stopping the node", exc_info=True)
@@ -363,12 +363,12 @@ class Driver:
                 fut.set_result(result)
 
     # ================================================================ one Ready
-    async def _handle_ready(self, rd: Ready) -> None:
+    async def _handle_ready(self, rd: Ready, persist_on_loop: bool) -> None:
         if rd.send_now:
             self._transport.send(rd.send_now)
         if rd.must_persist() and (rd.must_sync or self._unsynced_saves):
             started = time.perf_counter()
-            if rd.snapshot is None and self._quiet:
+            if rd.snapshot is None and persist_on_loop:
                 if rd.send_now:
                     # One loop turn first, so the peer senders hand send_now to grpc and the
                     # followers' fsyncs overlap ours instead of following it.
