@@ -6,10 +6,8 @@ over gRPC. Elections are slow (1 s) so a loaded machine does not move the leader
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -19,14 +17,7 @@ from raftkv.pb import kv_pb2, kv_pb2_grpc
 from raftkv.server.app import NodeServer
 from raftkv.server.settings import Settings
 from tests.integration.harness import free_ports
-
-
-async def wait_until(pred: Callable[[], bool], timeout_s: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached before the deadline")
-        await asyncio.sleep(0.01)
+from tests.node.cluster import wait_until
 
 
 class Nodes:
@@ -91,7 +82,7 @@ async def running(root: Path, n: int = 3) -> AsyncIterator[Nodes]:
                 s.driver.leader_id == leaders[0].driver.node.id for s in servers
             )
 
-        await wait_until(one_leader_known)
+        await wait_until(one_leader_known, timeout_s=15.0)
         yield nodes
     finally:
         await nodes.close()
