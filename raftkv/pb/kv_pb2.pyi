@@ -250,6 +250,28 @@ class BatchResponse(_message.Message):
     results: _containers.RepeatedCompositeFieldContainer[BatchResult]
     def __init__(self, results: _Optional[_Iterable[_Union[BatchResult, _Mapping]]] = ...) -> None: ...
 
+class StreamBatchRequest(_message.Message):
+    __slots__ = ("id", "timeout_ms", "batch")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    timeout_ms: int
+    batch: BatchRequest
+    def __init__(self, id: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., batch: _Optional[_Union[BatchRequest, _Mapping]] = ...) -> None: ...
+
+class StreamBatchResponse(_message.Message):
+    __slots__ = ("id", "batch", "error", "leader")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    LEADER_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    batch: BatchResponse
+    error: OpError
+    leader: str
+    def __init__(self, id: _Optional[int] = ..., batch: _Optional[_Union[BatchResponse, _Mapping]] = ..., error: _Optional[_Union[OpError, _Mapping]] = ..., leader: _Optional[str] = ...) -> None: ...
+
 class StatusRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

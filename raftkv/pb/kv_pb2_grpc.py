@@ -64,6 +64,11 @@ class KVStub:
                 request_serializer=kv__pb2.BatchRequest.SerializeToString,
                 response_deserializer=kv__pb2.BatchResponse.FromString,
                 _registered_method=True)
+        self.BatchStream = channel.stream_stream(
+                '/raftkv.v1.KV/BatchStream',
+                request_serializer=kv__pb2.StreamBatchRequest.SerializeToString,
+                response_deserializer=kv__pb2.StreamBatchResponse.FromString,
+                _registered_method=True)
 
 
 class KVServicer:
@@ -105,6 +110,12 @@ class KVServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BatchStream(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KVServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -137,6 +148,11 @@ def add_KVServicer_to_server(servicer, server):
                     servicer.Batch,
                     request_deserializer=kv__pb2.BatchRequest.FromString,
                     response_serializer=kv__pb2.BatchResponse.SerializeToString,
+            ),
+            'BatchStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.BatchStream,
+                    request_deserializer=kv__pb2.StreamBatchRequest.FromString,
+                    response_serializer=kv__pb2.StreamBatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -301,6 +317,33 @@ class KV:
             '/raftkv.v1.KV/Batch',
             kv__pb2.BatchRequest.SerializeToString,
             kv__pb2.BatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/raftkv.v1.KV/BatchStream',
+            kv__pb2.StreamBatchRequest.SerializeToString,
+            kv__pb2.StreamBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

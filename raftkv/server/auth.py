@@ -195,4 +195,3 @@ class Guard:
         if not any(key == FORWARDED_KEY for key, _ in metadata or ()):
             return False
         return self.peers.is_peer(context.auth_context())
-

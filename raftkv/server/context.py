@@ -19,6 +19,7 @@ from raftkv.server.reads import Reader
 from raftkv.server.settings import Settings
 
 DEFAULT_DEADLINE_S = 10.0
+MAX_DEADLINE_S = DEFAULT_DEADLINE_S * 6
 FORWARDED_KEY = "raftkv-forwarded"
 
 
@@ -61,7 +62,7 @@ def deadline_of(context: Any) -> float:
     remaining: float | None = context.time_remaining()
     if remaining is None:
         remaining = DEFAULT_DEADLINE_S
-    return time.monotonic() + min(remaining, DEFAULT_DEADLINE_S * 6)
+    return time.monotonic() + min(remaining, MAX_DEADLINE_S)
 
 
 def was_forwarded(context: Any) -> bool:

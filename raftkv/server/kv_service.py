@@ -17,9 +17,10 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -29,13 +30,22 @@ from raftkv.metrics import Metrics
 from raftkv.node.errors import NoLeader, NotLeaderError
 from raftkv.node.protocols import SESSION_EXPIRED
 from raftkv.pb import kv_pb2, kv_pb2_grpc
-from raftkv.server.context import NodeContext, deadline_of, was_forwarded, with_deadline
+from raftkv.server.context import (
+    DEFAULT_DEADLINE_S,
+    MAX_DEADLINE_S,
+    NodeContext,
+    deadline_of,
+    was_forwarded,
+    with_deadline,
+)
 from raftkv.server.errors import FailedPrecondition, InvalidArgument, status_for
 from raftkv.server.forward import OP_FIELDS, STATUS_CODES, ForwardedError, Forwarder
 from raftkv.server.settings import Limits
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
+STREAM_BATCHES_IN_FLIGHT = 64
+"""Batches one KV.BatchStream runs at once (a client keeps a few in flight per node)."""
 
 
 class ServiceBase:
@@ -296,26 +306,105 @@ class KVService(ServiceBase, kv_pb2_grpc.KVServicer):
 
     async def Batch(self, request: kv_pb2.BatchRequest, context: Any) -> kv_pb2.BatchResponse:
         forwarded = was_forwarded(context)
-        limit = self.node.settings.limits.max_batch_ops
 
         async def handle(deadline: float) -> kv_pb2.BatchResponse:
-            if len(request.ops) > limit:
-                raise InvalidArgument(
-                    f"batch of {len(request.ops)} operations; the limit is {limit} (max_batch_ops)"
-                )
+            self._check_batch_size(request.ops)
             return await self.batch(request.ops, deadline, forwarded)
 
         return await self.serve("Batch", context, handle)
 
+    async def BatchStream(
+        self, requests: AsyncIterator[kv_pb2.StreamBatchRequest], context: Any
+    ) -> None:
+        """KV.Batch, many at a time on one stream: each batch runs as its own task (at most
+        STREAM_BATCHES_IN_FLIGHT per stream; more are answered RESOURCE_EXHAUSTED) and is
+        answered as soon as it finishes. When the client closes its side, the batches it sent
+        are still answered."""
+        forwarded = was_forwarded(context)
+        # At once: the client waits for it before its first write (see raftkv.client._stream).
+        await context.send_initial_metadata(self.node.metadata())
+        write_lock = asyncio.Lock()  # grpc.aio takes one write at a time
+        running: set[asyncio.Task[None]] = set()
+
+        async def answer(response: kv_pb2.StreamBatchResponse) -> None:
+            async with write_lock:
+                await context.write(response)
+
+        async def run(request: kv_pb2.StreamBatchRequest) -> None:
+            response = await self._stream_batch(request, forwarded)
+            with contextlib.suppress(Exception):  # the stream has ended: nobody to answer
+                await answer(response)
+
+        try:
+            async for request in requests:
+                if len(running) >= STREAM_BATCHES_IN_FLIGHT:
+                    refused = kv_pb2.StreamBatchResponse(id=request.id)
+                    refused.error.code = grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+                    refused.error.message = (
+                        f"{len(running)} batches are running on this stream (the limit); "
+                        "wait for their answers"
+                    )
+                    await answer(refused)
+                    continue
+                task = asyncio.create_task(run(request))
+                running.add(task)
+                task.add_done_callback(running.discard)
+            if running:
+                await asyncio.gather(*running)
+        finally:
+            for task in running:
+                task.cancel()
+
+    async def _stream_batch(
+        self, request: kv_pb2.StreamBatchRequest, forwarded: bool
+    ) -> kv_pb2.StreamBatchResponse:
+        """One batch of a stream, counted and timed as a KV.Batch call; a failure of the whole
+        batch is its answer's error."""
+        started = time.perf_counter()
+        response = kv_pb2.StreamBatchResponse(id=request.id)
+        timeout_s = request.timeout_ms / 1000 if request.timeout_ms else DEFAULT_DEADLINE_S
+        deadline = time.monotonic() + min(timeout_s, MAX_DEADLINE_S)
+        code = grpc.StatusCode.OK
+        self.node.inflight += 1
+        try:
+            self._check_batch_size(request.batch.ops)
+            await self.batch(request.batch.ops, deadline, forwarded, into=response.batch)
+        except Exception as exc:
+            code, message = status_for(exc)
+            if code == grpc.StatusCode.INTERNAL:
+                log.error("a streamed batch failed", exc_info=exc)
+            response.ClearField("batch")
+            response.error.code = code.value[0]
+            response.error.message = message
+        finally:
+            self.node.inflight -= 1
+            if self.metrics is not None:
+                self.metrics.on_client_request("Batch", code.name, time.perf_counter() - started)
+        leader = self.node.leader_address()
+        if leader:
+            response.leader = leader
+        return response
+
+    def _check_batch_size(self, ops: Sequence[kv_pb2.BatchOp]) -> None:
+        limit = self.node.settings.limits.max_batch_ops
+        if len(ops) > limit:
+            raise InvalidArgument(
+                f"batch of {len(ops)} operations; the limit is {limit} (max_batch_ops)"
+            )
+
     # ---------------------------------------------------------------- KV.Batch
     async def batch(
-        self, ops: Sequence[kv_pb2.BatchOp], deadline: float, forwarded: bool
+        self,
+        ops: Sequence[kv_pb2.BatchOp],
+        deadline: float,
+        forwarded: bool,
+        into: kv_pb2.BatchResponse | None = None,
     ) -> kv_pb2.BatchResponse:
         """Every op's own outcome, in order, at a cost shared by the whole batch: the writes go
         to the driver as ONE input (on the leader; a follower forwards them), the linearizable
         gets share ONE ReadIndex and the gets ONE reader job. An op that fails (validation
-        included) fails alone."""
-        response = kv_pb2.BatchResponse()
+        included) fails alone. The results go ``into`` that message if given."""
+        response = kv_pb2.BatchResponse() if into is None else into
         out = [response.results.add() for _ in ops]
         limits = self.node.settings.limits
         writes: list[int] = []
@@ -422,16 +511,23 @@ class KVService(ServiceBase, kv_pb2_grpc.KVServicer):
             for i in which:
                 _fill_error(out[i], exc)
             return []
-        if not all(f.done() for f in futures):
-            try:
-                await asyncio.wait(futures, timeout=max(0.0, time_left(deadline)))
-            except asyncio.CancelledError:
+        try:
+            # Each future in turn, not asyncio.wait: that costs a waiter, a timer and a callback
+            # per future, a good part of a lone write's time on the leader. At the deadline the
+            # future being awaited is cancelled, as the rest are below.
+            async with asyncio.timeout_at(deadline):
                 for fut in futures:
-                    fut.cancel()  # as a cancelled unary call: withdrawn if not yet proposed
-                raise
+                    if not fut.done():
+                        await fut
+        except TimeoutError:
+            pass
+        except asyncio.CancelledError:
+            for fut in futures:
+                fut.cancel()  # as a cancelled unary call: withdrawn if not yet proposed
+            raise
         again: list[int] = []
         for i, kind, fut in zip(which, kinds, futures, strict=True):
-            if not fut.done():
+            if not fut.done() or fut.cancelled():
                 fut.cancel()  # withdrawn if the driver has not proposed it yet
                 _fill_error(out[i], TimeoutError())
             elif (error := fut.exception()) is not None:

@@ -4,7 +4,7 @@ Rules:
 - Bytes that do not parse as the method's request message are answered INVALID_ARGUMENT with the
   message type's name (grpc.aio alone answers UNKNOWN and logs a traceback per request, which a
   hostile client could use to flood the logs). On streams each message is checked as it arrives.
-- Client requests over ``max_request_bytes`` (every method but Raft's and KV.Batch, which carry
+- Client requests over ``max_request_bytes`` (every method but Raft's and KV.Batch's, which carry
   peer traffic and forwarded batches) are answered RESOURCE_EXHAUSTED before parsing: the
   server's own receive limit must be as large as a Raft message, this one is a client's.
 - When a :class:`~raftkv.server.auth.Guard` applies to the method, it decides before the
@@ -56,10 +56,13 @@ def _lenient(deserializer: Any, max_bytes: int | None) -> Any:
     return deserialize
 
 
+_BATCH_METHODS = ("/raftkv.v1.KV/Batch", "/raftkv.v1.KV/BatchStream")
+
+
 def _limit_of(method: str, max_request_bytes: int | None) -> int | None:
     """Client requests are bounded by ``max_request_bytes``; peer traffic and KV.Batch (which
     followers fill with forwarded operations) only by the server's message limit."""
-    if method.startswith("/raftkv.v1.Raft/") or method == "/raftkv.v1.KV/Batch":
+    if method.startswith("/raftkv.v1.Raft/") or method in _BATCH_METHODS:
         return None
     return max_request_bytes
 
