@@ -30,6 +30,7 @@ from typing import Any, Final, TypeVar
 import grpc
 from google.protobuf.message import Message
 
+from raftkv.client._stream import BatchStreams
 from raftkv.client._transport import RPCS, AttemptFailed, ChannelPool, Rpc
 from raftkv.pb import kv_pb2
 
@@ -96,10 +97,12 @@ class Batcher:
         max_in_flight: int = DEFAULT_BATCHES_IN_FLIGHT,
         max_ops: int = DEFAULT_BATCH_OPS,
         max_bytes: int = DEFAULT_BATCH_BYTES,
+        stream: bool = True,
     ) -> None:
         if max_in_flight < 1 or max_ops < 1 or max_bytes < 1:
             raise ValueError("batches in flight, batch operations and batch bytes must be >= 1")
         self._pool = pool
+        self._streams = BatchStreams(pool) if stream else None
         self._max_in_flight = max_in_flight
         self._max_ops = max_ops
         self._max_bytes = max_bytes
@@ -110,16 +113,31 @@ class Batcher:
         self, address: str, rpc: Rpc[Any, Resp], request: Message, timeout_s: float
     ) -> tuple[Resp, str | None]:
         """One attempt of ``request`` at ``address``, like ``ChannelPool.unary``."""
+        queue = self._queues.get(address)
+        if queue is None:
+            queue = self._queues[address] = _Queue()
+        if queue.in_flight == 0 and not queue.pending and not queue.flush_scheduled:
+            # Nothing else in flight: it leaves at once, on the caller's own task (no task or
+            # future hand-off, which a lone client would pay on every operation).
+            queue.in_flight += 1
+            try:
+                field = BATCHABLE[rpc.path]
+                answer = await self._on_stream(address, [(field, request)], timeout_s)
+                if answer is None:
+                    return await self._pool.unary(address, rpc, request, timeout_s)
+                response, hint = _outcome(field, answer, 0)
+                assert isinstance(response, rpc.response_type)
+                return response, hint
+            finally:
+                queue.in_flight -= 1
+                if queue.pending:  # queued while every call slot was taken
+                    self._schedule_flush(address, queue)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[_Result] = loop.create_future()
         deadline = loop.time() + timeout_s
         item = _Item(BATCHABLE[rpc.path], request, request.ByteSize(), deadline, future)
-        queue = self._queues.setdefault(address, _Queue())
         queue.pending.append(item)
-        if queue.in_flight == 0 and not queue.flush_scheduled:
-            self._send_batches(address, queue)
-        else:
-            self._schedule_flush(address, queue)
+        self._schedule_flush(address, queue)
         try:
             async with asyncio.timeout_at(deadline):
                 result = await future
@@ -142,6 +160,38 @@ class Batcher:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._streams is not None:
+            await self._streams.close()
+
+    def _streaming(self, address: str) -> bool:
+        return self._streams is not None and address not in self._streams.unsupported
+
+    async def _on_stream(
+        self, address: str, ops: list[tuple[str, Message]], timeout_s: float
+    ) -> tuple[kv_pb2.BatchResponse, str | None] | None:
+        """One batch of ``(field, request)`` ops on the address's stream; None if its server
+        has none (then nothing ran there: the stream was refused)."""
+        if self._streams is None or address in self._streams.unsupported:
+            return None
+        request = kv_pb2.StreamBatchRequest()
+        _fill(request.batch, ops)
+        try:
+            return await self._streams.exchange(address, request, timeout_s)
+        except AttemptFailed as failure:
+            if failure.code != "UNIMPLEMENTED":
+                raise
+        return None
+
+    async def _exchange(
+        self, address: str, ops: list[tuple[str, Message]], timeout_s: float
+    ) -> tuple[kv_pb2.BatchResponse, str | None]:
+        """One batch of ``(field, request)`` ops: on the address's stream, else as KV.Batch."""
+        answer = await self._on_stream(address, ops, timeout_s)
+        if answer is not None:
+            return answer
+        batch = kv_pb2.BatchRequest()
+        _fill(batch, ops)
+        return await self._pool.unary(address, BATCH, batch, timeout_s)
 
     def _schedule_flush(self, address: str, queue: _Queue) -> None:
         if not queue.flush_scheduled and queue.in_flight < self._max_in_flight:
@@ -179,10 +229,10 @@ class Batcher:
         loop = asyncio.get_running_loop()
         timeout_s = max(0.001, max(item.deadline for item in items) - loop.time())
         try:
-            if len(items) == 1:
+            if len(items) == 1 and not self._streaming(address):
                 await _send_one(self._pool, address, items[0], timeout_s)
             else:
-                await _send_batch(self._pool, address, items, timeout_s)
+                await self._send_batch(address, items, timeout_s)
         except BaseException:
             for item in items:
                 _fail(item, _CLOSING)
@@ -191,6 +241,29 @@ class Batcher:
             queue.in_flight -= 1
             # After the callers this call answered have queued their next operations.
             self._schedule_flush(address, queue)
+
+    async def _send_batch(self, address: str, items: list[_Item], timeout_s: float) -> None:
+        try:
+            answer = await self._exchange(
+                address, [(item.field, item.request) for item in items], timeout_s
+            )
+        except AttemptFailed as failure:
+            refused_for_size = failure.code in ("INVALID_ARGUMENT", "RESOURCE_EXHAUSTED") and any(
+                marker in failure.details.lower() for marker in _SIZE_REFUSALS
+            )
+            for refused in items:
+                if refused_for_size:
+                    _resolve(refused, _UNARY)
+                else:
+                    _fail(refused, failure)
+            return
+        for n, item in enumerate(items):
+            try:
+                outcome = _outcome(item.field, answer, n)
+            except AttemptFailed as op_failure:
+                _fail(item, op_failure)
+            else:
+                _resolve(item, outcome)
 
 
 async def _send_one(pool: ChannelPool, address: str, item: _Item, timeout_s: float) -> None:
@@ -203,36 +276,25 @@ async def _send_one(pool: ChannelPool, address: str, item: _Item, timeout_s: flo
         _resolve(item, result)
 
 
-async def _send_batch(
-    pool: ChannelPool, address: str, items: list[_Item], timeout_s: float
-) -> None:
-    request = kv_pb2.BatchRequest()
-    for item in items:
-        getattr(request.ops.add(), item.field).CopyFrom(item.request)
-    try:
-        response, hint = await pool.unary(address, BATCH, request, timeout_s)
-    except AttemptFailed as failure:
-        refused_for_size = failure.code in ("INVALID_ARGUMENT", "RESOURCE_EXHAUSTED") and any(
-            marker in failure.details.lower() for marker in _SIZE_REFUSALS
-        )
-        for item in items:
-            if refused_for_size:
-                _resolve(item, _UNARY)
-            else:
-                _fail(item, failure)
-        return
-    for n, item in enumerate(items):
-        if n >= len(response.results):
-            _fail(item, _server_error("the server sent too few batch results", hint))
-            continue
-        result = response.results[n]
-        kind = result.WhichOneof("result")
-        if kind == item.field:
-            _resolve(item, (getattr(result, kind), hint))
-        elif kind == "error":
-            _fail(item, _op_failed(result.error, hint))
-        else:
-            _fail(item, _server_error(f"the server answered a {item.field} with {kind}", hint))
+def _fill(batch: kv_pb2.BatchRequest, ops: list[tuple[str, Message]]) -> None:
+    for field_name, request in ops:
+        getattr(batch.ops.add(), field_name).CopyFrom(request)
+
+
+def _outcome(
+    field_name: str, answer: tuple[kv_pb2.BatchResponse, str | None], n: int
+) -> tuple[Message, str | None]:
+    """Op ``n``'s response and the hint, or its AttemptFailed."""
+    response, hint = answer
+    if n >= len(response.results):
+        raise _server_error("the server sent too few batch results", hint)
+    result = response.results[n]
+    kind = result.WhichOneof("result")
+    if kind == field_name:
+        return getattr(result, kind), hint
+    if kind == "error":
+        raise _op_failed(result.error, hint)
+    raise _server_error(f"the server answered a {field_name} with {kind}", hint)
 
 
 def _resolve(item: _Item, result: _Result) -> None:

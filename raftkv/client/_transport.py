@@ -24,7 +24,7 @@ from google.protobuf.message import Message
 from raftkv.client._policy import LEADER_METADATA_KEY, SERVER_METADATA_PREFIX
 from raftkv.pb import kv_pb2
 
-__all__ = ["RPCS", "AttemptFailed", "ChannelPool", "Rpc"]
+__all__ = ["RPCS", "AttemptFailed", "ChannelPool", "Rpc", "failed_attempt", "read_metadata"]
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class AttemptFailed(Exception):
         self.server_spoke = server_spoke
 
 
-def _read_metadata(*parts: Iterable[tuple[str, Any]] | None) -> tuple[str | None, bool]:
+def read_metadata(*parts: Iterable[tuple[str, Any]] | None) -> tuple[str | None, bool]:
     """(leader hint, whether any raftkv-* key was present) from metadata collections."""
     hint: str | None = None
     spoke = False
@@ -96,8 +96,9 @@ def _read_metadata(*parts: Iterable[tuple[str, Any]] | None) -> tuple[str | None
     return hint, spoke
 
 
-def _failed(error: grpc.aio.AioRpcError) -> AttemptFailed:
-    hint, spoke = _read_metadata(error.initial_metadata(), error.trailing_metadata())
+def failed_attempt(error: grpc.aio.AioRpcError) -> AttemptFailed:
+    """The AttemptFailed for a failed call: its status, leader hint and whether raftkv spoke."""
+    hint, spoke = read_metadata(error.initial_metadata(), error.trailing_metadata())
     code = error.code()
     return AttemptFailed(
         code.name if code is not None else "UNKNOWN",
@@ -124,6 +125,7 @@ class ChannelPool:
             (("authorization", "Bearer " + token),) if token else ()
         )
         self._channels: dict[str, Any] = {}
+        self._unary_methods: dict[tuple[str, str], Any] = {}
 
     def channel(self, address: str) -> Any:
         channel = self._channels.get(address)
@@ -140,18 +142,28 @@ class ChannelPool:
         self, address: str, rpc: Rpc[Req, Resp], request: Req, timeout_s: float
     ) -> tuple[Resp, str | None]:
         """One unary call; returns (response, leader hint) or raises AttemptFailed."""
-        method = self.channel(address).unary_unary(
-            rpc.path,
-            request_serializer=_serialize,
-            response_deserializer=rpc.response_type.FromString,
-        )
+        method = self._unary_methods.get((address, rpc.path))
+        if method is None:  # built once: a multicallable costs about as much as a small call
+            method = self.channel(address).unary_unary(
+                rpc.path,
+                request_serializer=_serialize,
+                response_deserializer=rpc.response_type.FromString,
+            )
+            self._unary_methods[(address, rpc.path)] = method
         call = method(request, timeout=timeout_s, metadata=self._metadata or None)
         try:
             response: Resp = await call
-            hint, _ = _read_metadata(await call.initial_metadata(), await call.trailing_metadata())
+            hint, _ = read_metadata(await call.initial_metadata(), await call.trailing_metadata())
         except grpc.aio.AioRpcError as error:
-            raise _failed(error) from error
+            raise failed_attempt(error) from error
         return response, hint
+
+    def open_stream(self, address: str, path: str, response_type: type[Message]) -> Any:
+        """A bidirectional streaming call to ``address`` with no deadline (it stays open)."""
+        method = self.channel(address).stream_stream(
+            path, request_serializer=_serialize, response_deserializer=response_type.FromString
+        )
+        return method(metadata=self._metadata or None)
 
     async def stream(
         self, address: str, rpc: Rpc[Req, Resp], request: Req, timeout_s: float
@@ -167,12 +179,13 @@ class ChannelPool:
             async for message in call:
                 yield message
         except grpc.aio.AioRpcError as error:
-            raise _failed(error) from error
+            raise failed_attempt(error) from error
         finally:
             call.cancel()
 
     async def close(self) -> None:
         channels, self._channels = self._channels, {}
+        self._unary_methods.clear()
         for channel in channels.values():
             await channel.close()
 

@@ -326,6 +326,11 @@ class _KV(kv_pb2_grpc.KVServicer):
     async def Batch(self, request: Any, context: Any) -> Any:
         return await self.c.batch(self.n, request, context)
 
+    async def BatchStream(self, requests: Any, context: Any) -> Any:
+        # As a server from before KV.BatchStream: the client falls back to KV.Batch and unary
+        # calls, whose faults this fake models (the stream is tested against real nodes).
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
+
 
 class _Cluster(kv_pb2_grpc.ClusterServicer):
     def __init__(self, cluster: FakeCluster, node: int) -> None:

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from raftkv.client import AsyncClient, Client
 from raftkv.errors import InvalidArgument
+from raftkv.pb import kv_pb2
 from tests.integration.harness import Cluster
 
 BATCH = "/raftkv.v1.KV/Batch"
+STREAM = "/raftkv.v1.KV/BatchStream"
 
 
 @pytest.fixture(scope="module")
@@ -30,17 +33,33 @@ def real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         cluster.stop()
 
 
-def recording(client: AsyncClient) -> list[tuple[str, Any]]:
-    """(method path, request) of every unary call ``client`` makes from now on."""
+def recording(client: AsyncClient, addresses: list[str] | None = None) -> list[tuple[str, Any]]:
+    """(method path, request) of every network call ``client`` makes from now on: unary calls,
+    and each batch sent on a KV.BatchStream (as STREAM and its BatchRequest). The address of
+    each is appended to ``addresses`` if given."""
     calls: list[tuple[str, Any]] = []
     pool = client._pool
     unary = pool.unary
 
     async def spy(address: str, rpc: Any, request: Any, timeout_s: float) -> Any:
         calls.append((rpc.path, request))
+        if addresses is not None:
+            addresses.append(address)
         return await unary(address, rpc, request, timeout_s)
 
     pool.unary = spy  # type: ignore[method-assign]
+    if client._batcher is None or client._batcher._streams is None:
+        return calls  # coalesce=False: unary calls only
+    streams = client._batcher._streams
+    exchange = streams.exchange
+
+    async def stream_spy(address: str, request: Any, timeout_s: float) -> Any:
+        calls.append((STREAM, request.batch))
+        if addresses is not None:
+            addresses.append(address)
+        return await exchange(address, request, timeout_s)
+
+    streams.exchange = stream_spy  # type: ignore[method-assign]
     return calls
 
 
@@ -65,8 +84,9 @@ def test_64_concurrent_puts_and_gets_use_few_calls_and_get_their_own_values(
     assert gets == [f"v{i}".encode() for i in range(64)]
     # Stale reads may lag a follower, but a value is never another key's.
     assert all(v in (None, f"v{i}".encode()) for i, v in enumerate(stale))
-    batches = [request for path, request in calls if path == BATCH]
-    assert batches, "no KV.Batch call was made"
+    batches = [request for path, request in calls if path in (BATCH, STREAM)]
+    assert [path for path, _ in calls] == [STREAM] * len(calls), "not all on the stream"
+    assert any(len(b.ops) > 1 for b in batches), "no operations shared a batch"
     assert len(calls) <= 3 * 8, f"{len(calls)} calls for 192 operations"
     assert sum(len(b.ops) for b in batches) + len(calls) - len(batches) == 3 * 64
 
@@ -92,7 +112,28 @@ def test_one_bad_operation_in_a_real_batch_does_not_affect_the_others(real: Clus
     assert results[0] in (b"current", b"swapped")  # concurrent with the cas
     assert isinstance(results[1], InvalidArgument)
     assert results[2:] == [False, None, True, b"swapped", b"y"]
-    assert [len(request.ops) for path, request in calls if path == BATCH] == [4]
+    # The get leaves alone, the four that queued behind it share the next batch.
+    sent = [(path, len(request.ops)) for path, request in calls]
+    assert sent[:2] == [(STREAM, 1), (STREAM, 4)], sent
+
+
+def test_a_broken_stream_is_replaced_by_the_next_batch(real: Cluster) -> None:
+    async def main() -> tuple[Any, Any, bool, Any]:
+        async with AsyncClient(endpoints(real), timeout=10.0) as client:
+            await client.put("broken/1", "1")
+            assert client._batcher is not None and client._batcher._streams is not None
+            streams = client._batcher._streams
+            ((address, first),) = streams._streams.items()
+            first._call.cancel()  # as a dropped connection
+            request = kv_pb2.StreamBatchRequest()
+            request.batch.ops.add().get.key = b"broken/1"
+            answer, _ = await streams.exchange(address, request, 5.0)
+            now = streams._streams[address]
+            return first, now, now.ended, answer
+
+    first, now, now_ended, answer = asyncio.run(main())
+    assert now is not first and first.ended and not now_ended
+    assert answer.results[0].get.value == b"1"
 
 
 def test_coalesce_off_uses_unary_calls_against_a_real_cluster(real: Cluster) -> None:
@@ -113,3 +154,31 @@ def test_sync_client_against_a_real_cluster(real: Cluster) -> None:
         assert client.get("sync") == b"1"
         assert client.cas("sync", "1", "2") is True
         assert client.delete("sync") is True
+
+
+def test_lone_operations_ride_the_stream_and_survive_a_leader_kill(tmp_path: Path) -> None:
+    """kill -9 of the leader breaks the client's stream to it: the operation in flight is
+    retried on a new stream to the new leader, and no acknowledged write is lost."""
+    cluster = Cluster(tmp_path)
+    cluster.start()
+    try:
+        cluster.wait_ready()
+
+        async def main() -> tuple[list[Any], list[tuple[str, Any]], list[str]]:
+            async with AsyncClient(endpoints(cluster), timeout=15.0) as client:
+                addresses: list[str] = []
+                calls = recording(client, addresses)
+                for i in range(5):
+                    await client.put(f"s/{i}", f"v{i}")
+                cluster.leader().kill()
+                for i in range(5, 10):
+                    await client.put(f"s/{i}", f"v{i}")
+                values = [await client.get(f"s/{i}") for i in range(10)]
+                return values, calls, addresses
+
+        values, calls, addresses = asyncio.run(main())
+    finally:
+        cluster.stop()
+    assert values == [f"v{i}".encode() for i in range(10)]
+    assert {path for path, _ in calls} == {STREAM}, "a lone operation left as a unary call"
+    assert len(set(addresses)) >= 2, "the same node answered before and after its kill"

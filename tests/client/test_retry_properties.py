@@ -104,6 +104,8 @@ def run(script: list[str], timeout: float = 0.05) -> tuple[ScriptedServer, RaftK
             backoff_max=0.001,
         )
         client._pool.unary = server.unary  # type: ignore[method-assign]
+        assert client._batcher is not None
+        client._batcher._streams = None  # every attempt through the scripted unary seam
         try:
             await client.put("k", "v")
         except RaftKVError as error:
