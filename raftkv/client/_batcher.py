@@ -1,15 +1,17 @@
-"""Coalescing: concurrent KV point operations to one address leave together as one KV.Batch call.
+"""Coalescing: concurrent KV point operations to one address leave together as one batch.
 
 Rules (the flush policy mirrors the server's forwarder, raftkv/server/forward.py):
 - One queue per address. At most ``max_in_flight`` calls (batches) are outstanding per address;
   everything queued meanwhile leaves in the next one, at most ``max_ops`` operations and about
   ``max_bytes`` of requests per call.
-- No timers: with nothing in flight an operation leaves at once, so a lone client's latency does
-  not grow. Otherwise the queue is flushed once the operations of this event-loop iteration are
-  in (``loop.call_soon``), and again whenever a call returns.
-- A call of one operation is that operation's own unary call (the server's plain answer, same
-  cost). A call of several is ``KV.Batch``; the items are the callers' very requests (a write's
-  session is inside), so retries and at-most-once stay per operation in ``AsyncClient._retry``.
+- No timers: with nothing in flight an operation leaves at once, on its caller's own task, so a
+  lone client's latency does not grow. Otherwise the queue is flushed once the operations of
+  this event-loop iteration are in (``loop.call_soon``), and again whenever a call returns.
+- A batch, of one operation or many, is one message on the address's ``KV.BatchStream``
+  (``_stream``): cheaper than any unary call. A server without the stream gets ``KV.Batch``
+  calls, and a lone operation its own unary call. The items are the callers' very requests (a
+  write's session is inside), so retries and at-most-once stay per operation in
+  ``AsyncClient._retry``.
 - Each operation gets exactly what a unary attempt gives: its response and the leader hint, or
   :class:`AttemptFailed`. An item's OpError is a raftkv server's own answer (``server_spoke``),
   with the hint the batch call carried; a failure of the whole call is every item's failure.

@@ -18,9 +18,10 @@ Coalescing (issue 10). Every operation reaches the network through one seam: ``_
 ...)`` calls ``attempt(address, timeout_s)``, which ``_invoke`` / ``_write`` build from one
 self-contained request (a write's session is already inside it). For KV point operations (get,
 put, delete, cas) that attempt goes through the per-address ``_batcher.Batcher``: operations
-issued concurrently leave together as ONE ``KV.Batch`` call (at most ``max_batches_in_flight``
-per address, at most ``max_batch_ops`` per call; a lone operation leaves at once, as its plain
-unary call). Each item's status becomes that operation's AttemptFailed, and a whole-batch
+issued concurrently leave together as ONE batch (at most ``max_batches_in_flight`` per address,
+at most ``max_batch_ops`` per batch; a lone operation leaves at once, as a batch of one), sent
+as a message on a long-lived ``KV.BatchStream`` to that node (``KV.Batch`` calls for a server
+without it). Each item's status becomes that operation's AttemptFailed, and a whole-batch
 transport failure becomes the same AttemptFailed for every item, so classification, retries and
 session sequences stay per operation and batching never weakens at-most-once or per-operation
 linearizability. Concurrent writes beyond ``session_window`` wait before being queued, as they
