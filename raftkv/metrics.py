@@ -350,11 +350,17 @@ class Metrics:
         self._child(self.client_requests, method, code).inc()
         self._child(self.client_latency, method).observe(seconds)
 
-    def on_batch_ops(self, counts: Mapping[tuple[str, str], int]) -> None:
-        """A KV.Batch's operations by (method, code), counted as client requests (the batch
-        itself is timed as one ``Batch`` request)."""
+    def on_batch_ops(self, counts: Mapping[tuple[str, str], int], seconds: float) -> None:
+        """A batch's operations by (method, code), counted as client requests. Each method in
+        the batch is also timed once with the batch's duration (every op of a batch is answered
+        with it), so per-method latency panels see clients that batch. The batch itself is
+        counted and timed as one ``Batch`` request as well."""
+        timed: set[str] = set()
         for (method, code), n in counts.items():
             self._child(self.client_requests, method, code).inc(n)
+            if method not in timed:
+                timed.add(method)
+                self._child(self.client_latency, method).observe(seconds)
 
     def on_forwarded(self, method: str, n: int = 1) -> None:
         self._child(self.forwarded, method).inc(n)

@@ -404,6 +404,7 @@ class KVService(ServiceBase, kv_pb2_grpc.KVServicer):
         to the driver as ONE input (on the leader; a follower forwards them), the linearizable
         gets share ONE ReadIndex and the gets ONE reader job. An op that fails (validation
         included) fails alone. The results go ``into`` that message if given."""
+        started = time.perf_counter()
         response = kv_pb2.BatchResponse() if into is None else into
         out = [response.results.add() for _ in ops]
         limits = self.node.settings.limits
@@ -435,7 +436,7 @@ class KVService(ServiceBase, kv_pb2_grpc.KVServicer):
         elif jobs:
             await asyncio.gather(*jobs)
         if self.metrics is not None and not forwarded:
-            self.metrics.on_batch_ops(_tally(ops, out))
+            self.metrics.on_batch_ops(_tally(ops, out), time.perf_counter() - started)
         return response
 
     async def _batch_gets(

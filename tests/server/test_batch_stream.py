@@ -14,6 +14,12 @@ from .nodes import Nodes
 from .test_batch import INVALID, get_op, put_op, requests, run
 
 
+def timed(server: Any, method: str) -> float:
+    """Observations in the node's raftkv_client_request_duration_seconds{method}."""
+    child = server.metrics.client_latency.labels(method)
+    return float(sum(bucket.get() for bucket in child._buckets))
+
+
 def batch(ident: int, *ops: kv_pb2.BatchOp, timeout_ms: int = 5000) -> kv_pb2.StreamBatchRequest:
     request = kv_pb2.StreamBatchRequest(id=ident, timeout_ms=timeout_ms)
     request.batch.ops.extend(ops)
@@ -61,6 +67,9 @@ def test_batches_on_one_stream_are_answered_by_id_and_a_refused_one_fails_alone(
         assert requests(leader, "Batch", "OK") == 3
         assert requests(leader, "Batch", "INVALID_ARGUMENT") == 1
         assert requests(leader, "Put", "OK") == 2
+        # Timed under the ops' own methods too, once per batch that has any (batches 9 and 10
+        # for Get; 8 was refused whole): latency panels see clients that batch.
+        assert timed(leader, "Put") == 2 and timed(leader, "Get") == 2
 
     run(tmp_path, body)
 
