@@ -59,10 +59,14 @@ class NodeContext:
 
 
 def deadline_of(context: Any) -> float:
-    remaining: float | None = context.time_remaining()
-    if remaining is None:
-        remaining = DEFAULT_DEADLINE_S
-    return time.monotonic() + min(remaining, MAX_DEADLINE_S)
+    return deadline_in(context.time_remaining())
+
+
+def deadline_in(seconds: float | None) -> float:
+    """The monotonic deadline of a request with ``seconds`` to go (None: the default), capped."""
+    if seconds is None:
+        seconds = DEFAULT_DEADLINE_S
+    return time.monotonic() + min(seconds, MAX_DEADLINE_S)
 
 
 def was_forwarded(context: Any) -> bool:

@@ -21,7 +21,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 
@@ -31,9 +31,8 @@ from raftkv.node.errors import NoLeader, NotLeaderError
 from raftkv.node.protocols import SESSION_EXPIRED
 from raftkv.pb import kv_pb2, kv_pb2_grpc
 from raftkv.server.context import (
-    DEFAULT_DEADLINE_S,
-    MAX_DEADLINE_S,
     NodeContext,
+    deadline_in,
     deadline_of,
     was_forwarded,
     with_deadline,
@@ -57,25 +56,31 @@ class ServiceBase:
         self.metrics = metrics
 
     async def serve(self, method: str, context: Any, handler: Callable[[float], Awaitable[R]]) -> R:
+        result, code, message = await self.counted(method, handler(deadline_of(context)))
+        if code != grpc.StatusCode.OK:
+            await self._abort(context, code, message)
+        context.set_trailing_metadata(self.node.metadata())
+        return cast(R, result)  # set whenever the code is OK
+
+    async def counted(
+        self, method: str, work: Awaitable[R]
+    ) -> tuple[R | None, grpc.StatusCode, str]:
+        """Run one client request's ``work``: counted in flight (the shutdown drain waits for
+        it), timed and counted by method and code. Returns (result, OK, "") or, if it raised,
+        (None, its status, its message)."""
         started = time.perf_counter()
-        code = grpc.StatusCode.OK
+        result: R | None = None
+        code, message = grpc.StatusCode.OK, ""
         self.node.inflight += 1
         try:
-            result = await handler(deadline_of(context))
-        except ForwardedError as exc:
-            code = exc.code
-            await self._abort(context, exc.code, exc.details)
+            result = await work
         except Exception as exc:
-            code, message = status_for(exc)
-            if code == grpc.StatusCode.INTERNAL:
-                log.exception("%s failed", method)
-            await self._abort(context, code, message)
+            code, message = _status_of(exc, method)
         finally:
             self.node.inflight -= 1
             if self.metrics is not None:
                 self.metrics.on_client_request(method, code.name, time.perf_counter() - started)
-        context.set_trailing_metadata(self.node.metadata())
-        return result
+        return result, code, message
 
     async def _abort(self, context: Any, code: grpc.StatusCode, message: str) -> None:
         await context.abort(code, message, self.node.metadata())
@@ -360,26 +365,18 @@ class KVService(ServiceBase, kv_pb2_grpc.KVServicer):
     ) -> kv_pb2.StreamBatchResponse:
         """One batch of a stream, counted and timed as a KV.Batch call; a failure of the whole
         batch is its answer's error."""
-        started = time.perf_counter()
         response = kv_pb2.StreamBatchResponse(id=request.id)
-        timeout_s = request.timeout_ms / 1000 if request.timeout_ms else DEFAULT_DEADLINE_S
-        deadline = time.monotonic() + min(timeout_s, MAX_DEADLINE_S)
-        code = grpc.StatusCode.OK
-        self.node.inflight += 1
-        try:
+        deadline = deadline_in(request.timeout_ms / 1000 if request.timeout_ms else None)
+
+        async def work() -> None:
             self._check_batch_size(request.batch.ops)
             await self.batch(request.batch.ops, deadline, forwarded, into=response.batch)
-        except Exception as exc:
-            code, message = status_for(exc)
-            if code == grpc.StatusCode.INTERNAL:
-                log.error("a streamed batch failed", exc_info=exc)
+
+        _, code, message = await self.counted("Batch", work())
+        if code != grpc.StatusCode.OK:
             response.ClearField("batch")
             response.error.code = code.value[0]
             response.error.message = message
-        finally:
-            self.node.inflight -= 1
-            if self.metrics is not None:
-                self.metrics.on_client_request("Batch", code.name, time.perf_counter() - started)
         leader = self.node.leader_address()
         if leader:
             response.leader = leader
@@ -636,14 +633,20 @@ def _tally(
 
 
 def _fill_error(out: kv_pb2.BatchResult, exc: BaseException) -> None:
-    if isinstance(exc, ForwardedError):
-        code, message = exc.code, exc.details
-    else:
-        code, message = status_for(exc)
-        if code == grpc.StatusCode.INTERNAL:
-            log.error("a batch operation failed", exc_info=exc)
+    code, message = _status_of(exc, "a batch operation")
     out.error.code = code.value[0]
     out.error.message = message
+
+
+def _status_of(exc: BaseException, what: str) -> tuple[grpc.StatusCode, str]:
+    """The status a client gets for ``exc``: the leader's own for a forwarded call, else
+    :func:`status_for`'s. An INTERNAL one is a bug here: logged with its traceback."""
+    if isinstance(exc, ForwardedError):
+        return exc.code, exc.details
+    code, message = status_for(exc)
+    if code == grpc.StatusCode.INTERNAL:
+        log.error("%s failed", what, exc_info=exc)
+    return code, message
 
 
 def time_left(deadline: float) -> float:
