@@ -33,7 +33,7 @@ import grpc
 from google.protobuf.message import Message
 
 from raftkv.client._stream import BatchStreams
-from raftkv.client._transport import RPCS, AttemptFailed, ChannelPool, Rpc
+from raftkv.client._transport import CLIENT_CLOSED, RPCS, AttemptFailed, ChannelPool, Rpc
 from raftkv.pb import kv_pb2
 
 __all__ = [
@@ -69,7 +69,6 @@ class _Unary:
 
 
 _UNARY = _Unary()
-_CLOSING = AttemptFailed("CANCELLED", "the client was closed", leader_hint=None, server_spoke=False)
 _Result = tuple[Message, str | None] | _Unary
 
 
@@ -157,7 +156,7 @@ class Batcher:
         """Stop the calls in flight; queued and unanswered attempts fail as CANCELLED."""
         for queue in self._queues.values():
             while queue.pending:
-                _fail(queue.pending.popleft(), _CLOSING)
+                _fail(queue.pending.popleft(), CLIENT_CLOSED)
         tasks, self._tasks = self._tasks, set()
         for task in tasks:
             task.cancel()
@@ -165,20 +164,24 @@ class Batcher:
         if self._streams is not None:
             await self._streams.close()
 
-    def _streaming(self, address: str) -> bool:
-        return self._streams is not None and address not in self._streams.unsupported
+    def _streams_for(self, address: str) -> BatchStreams | None:
+        """The streams, if batches to ``address`` go on one."""
+        if self._streams is None or address in self._streams.unsupported:
+            return None
+        return self._streams
 
     async def _on_stream(
         self, address: str, ops: list[tuple[str, Message]], timeout_s: float
     ) -> tuple[kv_pb2.BatchResponse, str | None] | None:
         """One batch of ``(field, request)`` ops on the address's stream; None if its server
         has none (then nothing ran there: the stream was refused)."""
-        if self._streams is None or address in self._streams.unsupported:
+        streams = self._streams_for(address)
+        if streams is None:
             return None
         request = kv_pb2.StreamBatchRequest()
         _fill(request.batch, ops)
         try:
-            return await self._streams.exchange(address, request, timeout_s)
+            return await streams.exchange(address, request, timeout_s)
         except AttemptFailed as failure:
             if failure.code != "UNIMPLEMENTED":
                 raise
@@ -231,13 +234,13 @@ class Batcher:
         loop = asyncio.get_running_loop()
         timeout_s = max(0.001, max(item.deadline for item in items) - loop.time())
         try:
-            if len(items) == 1 and not self._streaming(address):
+            if len(items) == 1 and self._streams_for(address) is None:
                 await _send_one(self._pool, address, items[0], timeout_s)
             else:
                 await self._send_batch(address, items, timeout_s)
         except BaseException:
             for item in items:
-                _fail(item, _CLOSING)
+                _fail(item, CLIENT_CLOSED)
             raise
         finally:
             queue.in_flight -= 1
@@ -306,15 +309,7 @@ def _resolve(item: _Item, result: _Result) -> None:
 
 def _fail(item: _Item, failure: AttemptFailed) -> None:
     if not item.future.done():
-        # One exception object per item: raising it attaches that caller's traceback.
-        item.future.set_exception(
-            AttemptFailed(
-                failure.code,
-                failure.details,
-                leader_hint=failure.leader_hint,
-                server_spoke=failure.server_spoke,
-            )
-        )
+        item.future.set_exception(failure.copy())
 
 
 def _op_failed(error: kv_pb2.OpError, hint: str | None) -> AttemptFailed:

@@ -24,7 +24,13 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from raftkv.client._transport import AttemptFailed, ChannelPool, failed_attempt, read_metadata
+from raftkv.client._transport import (
+    CLIENT_CLOSED,
+    AttemptFailed,
+    ChannelPool,
+    failed_attempt,
+    read_metadata,
+)
 from raftkv.pb import kv_pb2
 
 __all__ = ["BatchStreams"]
@@ -106,15 +112,13 @@ class _Stream:
                     seen.code, seen.details, leader_hint=seen.leader_hint, server_spoke=False
                 )
         except asyncio.CancelledError:
-            failure = AttemptFailed(
-                "CANCELLED", "the client was closed", leader_hint=None, server_spoke=False
-            )
+            failure = CLIENT_CLOSED
             raise
         finally:
             self.failure = failure
             for future in self._pending.values():
                 if not future.done():
-                    future.set_exception(_copy(failure))
+                    future.set_exception(failure.copy())
 
     @property
     def ended(self) -> bool:
@@ -125,16 +129,6 @@ class _Stream:
         self._reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._reader
-
-
-def _copy(failure: AttemptFailed) -> AttemptFailed:
-    """One exception object per waiting batch: raising it attaches that caller's traceback."""
-    return AttemptFailed(
-        failure.code,
-        failure.details,
-        leader_hint=failure.leader_hint,
-        server_spoke=failure.server_spoke,
-    )
 
 
 class BatchStreams:

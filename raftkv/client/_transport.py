@@ -24,7 +24,15 @@ from google.protobuf.message import Message
 from raftkv.client._policy import LEADER_METADATA_KEY, SERVER_METADATA_PREFIX
 from raftkv.pb import kv_pb2
 
-__all__ = ["RPCS", "AttemptFailed", "ChannelPool", "Rpc", "failed_attempt", "read_metadata"]
+__all__ = [
+    "CLIENT_CLOSED",
+    "RPCS",
+    "AttemptFailed",
+    "ChannelPool",
+    "Rpc",
+    "failed_attempt",
+    "read_metadata",
+]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +88,19 @@ class AttemptFailed(Exception):
         self.details = details
         self.leader_hint = leader_hint
         self.server_spoke = server_spoke
+
+    def copy(self) -> AttemptFailed:
+        """The same failure as a new exception object: one per waiting caller, so raising it
+        attaches that caller's own traceback."""
+        return AttemptFailed(
+            self.code, self.details, leader_hint=self.leader_hint, server_spoke=self.server_spoke
+        )
+
+
+CLIENT_CLOSED = AttemptFailed(
+    "CANCELLED", "the client was closed", leader_hint=None, server_spoke=False
+)
+"""What attempts still waiting when the client closes fail with (each gets a copy)."""
 
 
 def read_metadata(*parts: Iterable[tuple[str, Any]] | None) -> tuple[str | None, bool]:
