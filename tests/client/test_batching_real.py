@@ -18,7 +18,7 @@ import pytest
 from raftkv.client import AsyncClient, Client
 from raftkv.errors import InvalidArgument
 from raftkv.pb import kv_pb2
-from tests.integration.harness import Cluster
+from tests.integration.harness import Cluster, ready_cluster
 
 BATCH = "/raftkv.v1.KV/Batch"
 STREAM = "/raftkv.v1.KV/BatchStream"
@@ -26,13 +26,8 @@ STREAM = "/raftkv.v1.KV/BatchStream"
 
 @pytest.fixture(scope="module")
 def real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    cluster = Cluster(tmp_path_factory.mktemp("batching"))
-    cluster.start()
-    try:
-        cluster.wait_ready()
+    with ready_cluster(tmp_path_factory.mktemp("batching")) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def recording(client: AsyncClient, addresses: list[str] | None = None) -> list[tuple[str, Any]]:
@@ -175,10 +170,7 @@ def test_sync_client_against_a_real_cluster(real: Cluster) -> None:
 def test_lone_operations_ride_the_stream_and_survive_a_leader_kill(tmp_path: Path) -> None:
     """kill -9 of the leader breaks the client's stream to it: the operation in flight is
     retried on a new stream to the new leader, and no acknowledged write is lost."""
-    cluster = Cluster(tmp_path)
-    cluster.start()
-    try:
-        cluster.wait_ready()
+    with ready_cluster(tmp_path) as cluster:
 
         async def main() -> tuple[list[Any], list[tuple[str, Any]], list[str]]:
             async with AsyncClient(endpoints(cluster), timeout=15.0) as client:
@@ -193,8 +185,6 @@ def test_lone_operations_ride_the_stream_and_survive_a_leader_kill(tmp_path: Pat
                 return values, calls, addresses
 
         values, calls, addresses = asyncio.run(main())
-    finally:
-        cluster.stop()
     assert values == [f"v{i}".encode() for i in range(10)]
     assert {path for path, _ in calls} == {STREAM}, "a lone operation left as a unary call"
     assert len(set(addresses)) >= 2, "the same node answered before and after its kill"

@@ -5,27 +5,17 @@ from pathlib import Path
 
 import pytest
 
-from .harness import Cluster
+from .harness import Cluster, ready_cluster
 
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(tmp_path)
-    c.start()
-    try:
-        c.wait_ready()
+    with ready_cluster(tmp_path) as c:
         yield c
-    finally:
-        c.stop()
 
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """One cluster for the tests of a module that do not kill or stop nodes."""
-    c = Cluster(tmp_path_factory.mktemp("shared"))
-    c.start()
-    try:
-        c.wait_ready()
+    with ready_cluster(tmp_path_factory.mktemp("shared")) as c:
         yield c
-    finally:
-        c.stop()

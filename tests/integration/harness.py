@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -187,3 +188,15 @@ class Cluster:
             for n in self.nodes
             if n.log_path.exists()
         )
+
+
+@contextlib.contextmanager
+def ready_cluster(root: Path, n: int = 3) -> Iterator[Cluster]:
+    """A cluster started under ``root`` with a leader every node knows; stopped on exit."""
+    cluster = Cluster(root, n)
+    cluster.start()
+    try:
+        cluster.wait_ready()
+        yield cluster
+    finally:
+        cluster.stop()
