@@ -385,6 +385,10 @@ class Driver:
             self._fail_proposals_through(rd.snapshot.index)
         if rd.send_after_persist:
             self._transport.send(rd.send_after_persist)
+            if rd.committed:
+                # Let the peer senders hand the answers to grpc before this apply: a follower's
+                # acknowledgement then leaves without waiting for the commits it just learned.
+                await asyncio.sleep(0)
         if rd.committed:
             committed_at = time.perf_counter()
             if self._config.apply_on_loop:
