@@ -6,6 +6,7 @@ Layout::
       LOCK        flock()ed while a process has the directory open
       identity    JSON {"format": 1, "cluster_id": ..., "node_id": ...}, written at bootstrap
       raft/       LevelDB: the raft log (raftkv.storage.log_store)
+      raft.journal  its write-ahead journal (raftkv.storage.journal)
       state/      LevelDB: the state machine (raftkv.kv)
 
 Rules:

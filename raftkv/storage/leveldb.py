@@ -11,9 +11,9 @@ Rules:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import plyvel
 
@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 _SYNC_KEY = b"\xffsync"
 """Written with sync=True by :meth:`LevelDB.sync` to force earlier unsynced writes to disk."""
+_PAST_EVERY_KEY = b"\xff" * 32
 
 
 def _message(exc: BaseException) -> str:
@@ -30,36 +31,64 @@ def _message(exc: BaseException) -> str:
     return arg.decode(errors="replace") if isinstance(arg, bytes) else str(arg)
 
 
+class JournalLike(Protocol):
+    """What a batch needs of raftkv.storage.journal.Journal."""
+
+    def append(self, ops: Sequence[tuple[bytes, bytes | None]]) -> bool: ...
+
+
 class Batch:
-    """Puts and deletes applied atomically by :meth:`write` (or on leaving a ``with`` block)."""
+    """Puts and deletes applied atomically by :meth:`write` (or on leaving a ``with`` block).
 
-    __slots__ = ("_batch", "_sync", "_written", "count")
+    With a ``journal`` (raftkv.storage.journal), a synced batch is made durable by the journal
+    and written to LevelDB without sync."""
 
-    def __init__(self, db: Any, *, sync: bool) -> None:
-        self._batch = db.write_batch(sync=sync)
+    __slots__ = ("_batch", "_db", "_journal", "_ops", "_sync", "_written", "count")
+
+    def __init__(self, db: Any, *, sync: bool, journal: JournalLike | None = None) -> None:
+        journaled = sync and journal is not None
+        self._db = db
+        self._batch = db.write_batch(sync=sync and not journaled)
         self._sync = sync
+        self._journal = journal if journaled else None
+        self._ops: list[tuple[bytes, bytes | None]] | None = [] if journaled else None
         self._written = False
         self.count = 0
 
     def put(self, key: bytes, value: bytes) -> None:
         self._batch.put(key, value)
+        if self._ops is not None:
+            self._ops.append((key, value))
         self.count += 1
 
     def delete(self, key: bytes) -> None:
         self._batch.delete(key)
+        if self._ops is not None:
+            self._ops.append((key, None))
         self.count += 1
 
     def put_many(self, items: Iterable[tuple[bytes, bytes]]) -> None:
         """Put every (key, value): the hot path's loop, without a method call per item."""
         put = self._batch.put
+        ops = self._ops
         for key, value in items:
             put(key, value)
+            if ops is not None:
+                ops.append((key, value))
             self.count += 1
 
     def write(self) -> None:
         assert not self._written, "a batch is written once"
         self._written = True
-        self._batch.write()
+        if self._journal is None or self._ops is None or self._journal.append(self._ops):
+            self._batch.write()
+        else:  # too big for the journal, which is now empty: LevelDB syncs it itself
+            with self._db.write_batch(sync=True) as synced:
+                for key, value in self._ops:
+                    if value is None:
+                        synced.delete(key)
+                    else:
+                        synced.put(key, value)
 
     def __enter__(self) -> Batch:
         return self
@@ -133,8 +162,8 @@ class LevelDB:
             for key in it:
                 yield bytes(key)
 
-    def batch(self, *, sync: bool) -> Batch:
-        return Batch(self._db, sync=sync)
+    def batch(self, *, sync: bool, journal: JournalLike | None = None) -> Batch:
+        return Batch(self._db, sync=sync, journal=journal)
 
     def snapshot(self) -> Snapshot:
         return Snapshot(self._db.snapshot())
@@ -142,6 +171,12 @@ class LevelDB:
     def sync(self) -> None:
         """Make every earlier write durable (LevelDB's log is sequential: one synced write does)."""
         self._db.put(_SYNC_KEY, b"", sync=True)
+
+    def flush(self) -> None:
+        """Make every earlier write durable, also across LevelDB's log switches: the memtable is
+        written to a synced table (and the manifest synced) before this returns. The empty key
+        range past every key keeps the compaction itself to the memtable."""
+        self._db.compact_range(start=_PAST_EVERY_KEY, stop=_PAST_EVERY_KEY)
 
     def close(self) -> None:
         if not self._db.closed:

@@ -1,9 +1,10 @@
 """The raft log and hard state on LevelDB: the core's ``LogStorage`` plus the driver's writes.
 
 Rules (see raftkv/storage/codec.py for the key layout):
-- :meth:`RaftLogStore.save` is ONE WriteBatch with sync=True: snapshot reset, suffix truncation,
-  new entries and hard state land together or not at all. The driver sends nothing that promises
-  durability before it returns.
+- :meth:`RaftLogStore.save` is ONE WriteBatch: snapshot reset, suffix truncation, new entries
+  and hard state land together or not at all, made durable by the journal next to the database
+  (``raft.journal``, raftkv.storage.journal) before it returns. The driver sends nothing that
+  promises durability before that.
 - Entries are ``first_index() .. last_index()``, contiguous, all after the log start; the log is
   verified (checksums, contiguity, placement) by one sequential scan when opened, and a failure
   refuses to start with a message naming the directory, the index and the problem.
@@ -30,6 +31,7 @@ from raftkv.storage.errors import (
     DataDirError,
     StorageError,
 )
+from raftkv.storage.journal import Journal
 from raftkv.storage.leveldb import Batch, LevelDB
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ class RaftLogStore:
     def __init__(
         self,
         db: LevelDB,
+        journal: Journal,
         *,
         start: SnapshotMeta,
         hard_state: HardState,
@@ -53,6 +56,7 @@ class RaftLogStore:
         tail_entries: int,
     ) -> None:
         self._db = db
+        self._journal = journal
         self._start = start
         self._hard_state = hard_state
         self._terms = terms  # _terms[i] is the term of entry start.index + 1 + i
@@ -77,23 +81,37 @@ class RaftLogStore:
         exists = (path / "CURRENT").exists()
         if not exists and initial_membership is None:
             raise DataDirError(f"raft log {path} does not exist (the data directory is incomplete)")
+        journal_path = journal_path_for(path)
+        if not exists:
+            # A journal without its database belongs to no log: never replay it into a new one.
+            journal_path.unlink(missing_ok=True)
         db = LevelDB.open(path, create=True)
         try:
-            return cls._load(db, initial_membership, tail_entries)
+            journal = Journal.open(journal_path, db)
         except BaseException:
+            db.close()
+            raise
+        try:
+            return cls._load(db, journal, initial_membership, tail_entries)
+        except BaseException:
+            journal.close()
             db.close()
             raise
 
     @classmethod
     def _load(
-        cls, db: LevelDB, initial_membership: Membership | None, tail_entries: int
+        cls,
+        db: LevelDB,
+        journal: Journal,
+        initial_membership: Membership | None,
+        tail_entries: int,
     ) -> RaftLogStore:
         raw_start = db.get(codec.LOG_START_KEY)
         if raw_start is None:
             if initial_membership is None:
                 raise CorruptLogError(f"raft log {db.path} has no log start record")
             start = SnapshotMeta(index=Index(0), term=Term(0), membership=initial_membership)
-            with db.batch(sync=True) as batch:
+            with db.batch(sync=True, journal=journal) as batch:
                 batch.put(codec.LOG_START_KEY, codec.encode_log_start(start))
                 batch.put(codec.HARD_STATE_KEY, codec.encode_hard_state(HardState()))
             log.info("created raft log %s starting with %s", db.path, start.membership.describe())
@@ -150,6 +168,7 @@ class RaftLogStore:
         )
         return cls(
             db,
+            journal,
             start=start,
             hard_state=hard_state,
             terms=terms,
@@ -163,6 +182,7 @@ class RaftLogStore:
         return self._db.path
 
     def close(self) -> None:
+        self._journal.close()
         self._db.close()
 
     # -- reads (the core's LogStorage protocol) ----------------------------------------------------
@@ -254,7 +274,7 @@ class RaftLogStore:
         it, keeping following entries only if the log matches it), then ``entries`` (replacing any
         stored suffix from ``entries[0].index``), then ``hard_state``."""
         start, last = self._start, self.last_index()
-        batch = self._db.batch(sync=True)
+        batch = self._db.batch(sync=True, journal=self._journal)
         keep_after_snapshot = False
         if snapshot is not None:
             keep_after_snapshot = (
@@ -326,7 +346,7 @@ class RaftLogStore:
             term=self.term(index),
             membership=membership if membership is not None else self.membership_at(index),
         )
-        batch = self._db.batch(sync=True)
+        batch = self._db.batch(sync=True, journal=self._journal)
         _delete_range(batch, self._start.index + 1, index)
         batch.put(codec.LOG_START_KEY, codec.encode_log_start(meta))
         batch.write()
@@ -362,6 +382,11 @@ class RaftLogStore:
             del self._tail[: len(self._tail) - self._tail_entries]
         self._conf = [(i, m) for i, m in self._conf if i < first]
         self._conf.extend(new_conf)
+
+
+def journal_path_for(path: Path) -> Path:
+    """The journal of the raft log database at ``path``: a file beside it."""
+    return path.parent / (path.name + ".journal")
 
 
 def _delete_range(batch: Batch, lo: int, hi: int) -> None:
