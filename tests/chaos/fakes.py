@@ -144,6 +144,12 @@ class StallingStore(AtomicStore):
             self.applied.add(value)
 
     async def __call__(self, process: int, inv: Invocation) -> Result:
+        # Like a server, the store goes on with an op whose client gave up (timed out): the
+        # client's cancellation stops its wait, not the op. So a write issued during a stall
+        # lands after its client timed out, however late the event loop runs.
+        return await asyncio.shield(self._serve(inv))
+
+    async def _serve(self, inv: Invocation) -> Result:
         await self._pause()
         phase = (time.monotonic() - self._start_s) % self._period_s
         if phase < self._stall_s:
