@@ -175,11 +175,10 @@ class Journal:
 
     # -- recovery ---------------------------------------------------------------------------------
     def _replay(self) -> None:
-        data = os.pread(self._fd, self._zeroed, 0) if self._zeroed else b""
         offset, records = 0, 0
         with self._db.batch(sync=False) as batch:
             while True:
-                parsed = self._parse(data, offset)
+                parsed = self._read_record(offset)
                 if parsed is None:
                     break
                 payload, next_offset = parsed
@@ -189,40 +188,45 @@ class Journal:
                     raise CorruptLogError(
                         f"raft journal {self.path}: record at offset {offset}: {exc}"
                     ) from None
-                offset = next_offset
                 for key, value in ops:
                     if value is None:
                         batch.delete(key)
                     else:
                         batch.put(key, value)
                 records += 1
-        self._refuse_damage(data, offset)
+                offset = next_offset
+        self._refuse_damage(offset)
         if records:
-            log.info("raft journal %s: replayed %d records into %s", self.path, records,
-                     self._db.path)
+            log.info(
+                "raft journal %s: replayed %d records into %s", self.path, records, self._db.path
+            )
             self.checkpoint()
 
-    def _parse(self, data: bytes, offset: int) -> tuple[bytes, int] | None:
-        """The payload of the record of this generation at ``offset`` and the next offset."""
-        if offset + _HEADER.size > len(data):
+    def _read_record(self, offset: int) -> tuple[bytes, int] | None:
+        """The payload of this generation's record at ``offset`` and the next offset, or None
+        (zeros, an older generation, a torn or damaged record, the end of the file)."""
+        header = os.pread(self._fd, _HEADER.size, offset)
+        if len(header) < _HEADER.size:
             return None
-        crc, length, generation = _HEADER.unpack_from(data, offset)
+        crc, length, generation = _HEADER.unpack(header)
         end = offset + _HEADER.size + length
-        if generation != self._generation or length == 0 or end > len(data):
+        if generation != self._generation or length == 0 or end > self._zeroed:
             return None
-        if zlib.crc32(data[offset + 4 : end]) != crc:
+        payload = os.pread(self._fd, length, offset + _HEADER.size)
+        if len(payload) < length or zlib.crc32(header[4:] + payload) != crc:
             return None
-        return data[offset + _HEADER.size : end], end
+        return payload, end
 
-    def _refuse_damage(self, data: bytes, stop: int) -> None:
+    def _refuse_damage(self, stop: int) -> None:
         """Replay stopped at ``stop``. A torn last write is expected after a crash; a good record
         of this generation right after the bad one means the journal was damaged."""
-        if stop + _HEADER.size > len(data):
+        header = os.pread(self._fd, _HEADER.size, stop)
+        if len(header) < _HEADER.size:
             return
-        _, length, generation = _HEADER.unpack_from(data, stop)
+        _, length, generation = _HEADER.unpack(header)
         if generation != self._generation or length == 0:
             return
-        if self._parse(data, stop + _HEADER.size + length) is not None:
+        if self._read_record(stop + _HEADER.size + length) is not None:
             raise CorruptLogError(
                 f"raft journal {self.path}: the record at offset {stop} is damaged and a good "
                 "record follows it; refusing to start (restore this node from its peers)"
