@@ -106,22 +106,32 @@ def test_replay_over_a_database_that_kept_some_of_the_unsynced_writes(tmp_path: 
         store.close()
 
 
-def test_a_torn_last_record_is_dropped_and_the_rest_replayed(tmp_path: Path) -> None:
+def written(tmp_path: Path, *ranges: tuple[int, int]) -> tuple[Path, bytearray]:
+    """A copy of a fresh log's LevelDB before any write, and its journal after one save of
+    entries lo..hi (term 1) per range."""
     live = tmp_path / "live" / "raft"
     store = fresh_store(live)
     durable = snapshot_dir(live, tmp_path / "durable")
-    store.save(entries=entries(1, 3, 1))
-    store.save(entries=entries(4, 4, 1))
-    store.save(entries=entries(5, 5, 1))
-    data = bytearray(journal_path_for(live).read_bytes())
+    for lo, hi in ranges:
+        store.save(entries=entries(lo, hi, 1))
+    journal = bytearray(journal_path_for(live).read_bytes())
     store.close()
+    return durable, journal
+
+
+def with_journal(durable: Path, journal: bytearray, into: Path) -> Path:
+    raft = into / "raft"
+    shutil.copytree(durable, raft)
+    journal_path_for(raft).write_bytes(bytes(journal))
+    return raft
+
+
+def test_a_torn_last_record_is_dropped_and_the_rest_replayed(tmp_path: Path) -> None:
+    durable, journal = written(tmp_path, (1, 3), (4, 4), (5, 5))
     # The journal as a crash in the middle of the third write leaves it: that record cut short.
-    third_end = _record_end(data, 3)
-    torn = data[: third_end - 5] + bytes(len(data) - third_end + 5)
-    crashed_dir = tmp_path / "crashed"
-    shutil.copytree(durable, crashed_dir / "raft")
-    journal_path_for(crashed_dir / "raft").write_bytes(bytes(torn))
-    crashed = RaftLogStore.open(crashed_dir / "raft")
+    third_end = _record_end(journal, 3)
+    torn = journal[: third_end - 5] + bytes(len(journal) - third_end + 5)
+    crashed = RaftLogStore.open(with_journal(durable, torn, tmp_path / "crashed"))
     try:
         assert crashed.last_index() == 4
     finally:
@@ -129,21 +139,13 @@ def test_a_torn_last_record_is_dropped_and_the_rest_replayed(tmp_path: Path) -> 
 
 
 def test_damage_before_a_good_record_refuses_to_start_naming_the_file(tmp_path: Path) -> None:
-    live = tmp_path / "live" / "raft"
-    store = fresh_store(live)
-    durable = snapshot_dir(live, tmp_path / "durable")
-    store.save(entries=entries(1, 3, 1))
-    store.save(entries=entries(4, 4, 1))
-    data = bytearray(journal_path_for(live).read_bytes())
-    store.close()
-    data[_record_end(data, 1) - 1] ^= 0x01  # the first record's last payload byte
-    crashed_dir = tmp_path / "crashed"
-    shutil.copytree(durable, crashed_dir / "raft")
-    journal_path_for(crashed_dir / "raft").write_bytes(bytes(data))
+    durable, journal = written(tmp_path, (1, 3), (4, 4))
+    journal[_record_end(journal, 1) - 1] ^= 0x01  # the first record's last payload byte
+    raft = with_journal(durable, journal, tmp_path / "crashed")
     with pytest.raises(CorruptLogError) as err:
-        RaftLogStore.open(crashed_dir / "raft")
+        RaftLogStore.open(raft)
     message = str(err.value)
-    assert str(journal_path_for(crashed_dir / "raft")) in message
+    assert str(journal_path_for(raft)) in message
     assert "offset 0" in message and "damaged" in message
 
 
