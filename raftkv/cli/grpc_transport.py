@@ -18,8 +18,10 @@ switch is made only for the grpcio releases where they are known to exist.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import MutableMapping
-from importlib import metadata
+from importlib.util import find_spec
+from pathlib import Path
 
 __all__ = ["ENV_VAR", "IOMGR_EXPERIMENTS", "KNOWN_RELEASES", "prefer_iomgr"]
 
@@ -38,10 +40,17 @@ def _release(version: str) -> tuple[int, int] | None:
 
 
 def _installed_grpcio() -> str | None:
-    try:
-        return metadata.version("grpcio")
-    except metadata.PackageNotFoundError:
+    """grpcio's version, read from its package without importing it (importing grpc is what
+    must come after the choice; importlib.metadata would cost every process 0.7 MB)."""
+    spec = find_spec("grpc")
+    if spec is None or not spec.submodule_search_locations:
         return None
+    version_file = Path(next(iter(spec.submodule_search_locations))) / "_grpcio_metadata.py"
+    try:
+        found = re.search(r"__version__\s*=\s*[\"']+([^\"']+)", version_file.read_text())
+    except OSError:
+        return None
+    return found.group(1) if found else None
 
 
 def prefer_iomgr(

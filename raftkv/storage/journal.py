@@ -45,6 +45,7 @@ DEFAULT_MAX_BYTES = 64 << 20
 _HEADER = struct.Struct("<IIQ")  # crc32 of the rest, payload length, generation
 _OP = struct.Struct("<BII")  # kind, key length, value length; key and value follow
 _PUT, _DELETE = 1, 2
+_ZEROS = bytes(64 << 10)  # written ahead in pieces: one large zero buffer would stay resident
 
 Op = tuple[bytes, bytes | None]
 """(key, value) for a put, (key, None) for a delete."""
@@ -166,10 +167,9 @@ class Journal:
     def _extend_to(self, end: int) -> None:
         """Write zeros up to at least ``end`` and sync them (file size included) once."""
         target = min(self._max_bytes, -(-end // EXTEND_BYTES) * EXTEND_BYTES)
-        zeros = bytes(EXTEND_BYTES)
         while self._zeroed < target:
-            step = min(EXTEND_BYTES, target - self._zeroed)
-            os.pwrite(self._fd, zeros[:step], self._zeroed)
+            step = min(len(_ZEROS), target - self._zeroed)
+            os.pwrite(self._fd, _ZEROS[:step], self._zeroed)
             self._zeroed += step
         os.fsync(self._fd)
 

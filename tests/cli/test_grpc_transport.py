@@ -87,3 +87,16 @@ def test_the_client_library_leaves_a_users_process_alone() -> None:
     seen = _probe("raftkv.client")
     assert seen["grpc_imported"] is True
     assert seen["at_import"] is None
+
+
+def test_the_installed_version_is_read_without_importing_grpc() -> None:
+    from importlib import metadata
+
+    probe = (
+        "import sys, json; from raftkv.cli.grpc_transport import _installed_grpcio; "
+        "print(json.dumps([_installed_grpcio(), 'grpc' in sys.modules]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert json.loads(out.stdout) == [metadata.version("grpcio"), False]
