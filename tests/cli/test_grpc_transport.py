@@ -16,15 +16,14 @@ from raftkv.cli.grpc_transport import ENV_VAR, IOMGR_EXPERIMENTS, KNOWN_RELEASES
 
 # Run in a fresh interpreter: report GRPC_EXPERIMENTS as it was at the moment grpc was imported.
 _PROBE = """
-import importlib.abc, json, os, sys
+import builtins, importlib, json, os, sys
 seen = {}
-class Spy(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "grpc" and "at_import" not in seen:
-            seen["at_import"] = os.environ.get("GRPC_EXPERIMENTS")
-        return None
-sys.meta_path.insert(0, Spy())
-import importlib
+real_import = builtins.__import__
+def spy(name, *args, **kwargs):
+    if (name == "grpc" or name.startswith("grpc.")) and "at_import" not in seen:
+        seen["at_import"] = os.environ.get("GRPC_EXPERIMENTS")
+    return real_import(name, *args, **kwargs)
+builtins.__import__ = spy
 importlib.import_module(sys.argv[1])
 print(json.dumps({"grpc_imported": "grpc" in sys.modules, **seen}))
 """
