@@ -43,13 +43,12 @@ class Batch:
     With a ``journal`` (raftkv.storage.journal), a synced batch is made durable by the journal
     and written to LevelDB without sync."""
 
-    __slots__ = ("_batch", "_db", "_journal", "_ops", "_sync", "_written", "count")
+    __slots__ = ("_batch", "_db", "_journal", "_ops", "_written", "count")
 
     def __init__(self, db: Any, *, sync: bool, journal: JournalLike | None = None) -> None:
         journaled = sync and journal is not None
         self._db = db
         self._batch = db.write_batch(sync=sync and not journaled)
-        self._sync = sync
         self._journal = journal if journaled else None
         self._ops: list[tuple[bytes, bytes | None]] | None = [] if journaled else None
         self._written = False

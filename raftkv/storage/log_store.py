@@ -31,7 +31,7 @@ from raftkv.storage.errors import (
     DataDirError,
     StorageError,
 )
-from raftkv.storage.journal import Journal
+from raftkv.storage.journal import DIRECT_BYTES, Journal
 from raftkv.storage.leveldb import Batch, LevelDB
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,8 @@ class RaftLogStore:
             if initial_membership is None:
                 raise CorruptLogError(f"raft log {db.path} has no log start record")
             start = SnapshotMeta(index=Index(0), term=Term(0), membership=initial_membership)
-            with db.batch(sync=True, journal=journal) as batch:
+            # LevelDB syncs this first write itself: the journal, just opened, holds nothing.
+            with db.batch(sync=True) as batch:
                 batch.put(codec.LOG_START_KEY, codec.encode_log_start(start))
                 batch.put(codec.HARD_STATE_KEY, codec.encode_hard_state(HardState()))
             log.info("created raft log %s starting with %s", db.path, start.membership.describe())
@@ -274,7 +275,8 @@ class RaftLogStore:
         it, keeping following entries only if the log matches it), then ``entries`` (replacing any
         stored suffix from ``entries[0].index``), then ``hard_state``."""
         start, last = self._start, self.last_index()
-        batch = self._db.batch(sync=True, journal=self._journal)
+        direct = self._journal.empty and sum(len(e.data) for e in entries) >= DIRECT_BYTES
+        batch = self._db.batch(sync=True, journal=None if direct else self._journal)
         keep_after_snapshot = False
         if snapshot is not None:
             keep_after_snapshot = (

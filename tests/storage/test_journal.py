@@ -17,7 +17,14 @@ import pytest
 from raftkv.core.membership import membership_of
 from raftkv.core.types import Entry, HardState, Index, NodeId, Term
 from raftkv.storage import CorruptLogError, RaftLogStore
-from raftkv.storage.journal import EXTEND_BYTES, GENERATION_KEY, Journal, decode_ops, encode_ops
+from raftkv.storage.journal import (
+    DIRECT_BYTES,
+    EXTEND_BYTES,
+    GENERATION_KEY,
+    Journal,
+    decode_ops,
+    encode_ops,
+)
 from raftkv.storage.leveldb import LevelDB
 from raftkv.storage.log_store import journal_path_for
 
@@ -194,6 +201,38 @@ def test_a_batch_bigger_than_the_journal_is_written_synced(tmp_path: Path) -> No
     assert journal.append([(b"after", b"2")]) is True
     journal.close()
     db.close()
+
+
+def test_a_large_batch_skips_only_an_empty_journal(tmp_path: Path) -> None:
+    """A large batch on an empty journal is synced by LevelDB itself (nothing journaled is
+    waiting to be replayed before it); once the journal holds a record, large batches are
+    journaled too, or a replay would apply that older record over them."""
+    live = tmp_path / "live" / "raft"
+    store = fresh_store(live)
+    large = (DIRECT_BYTES // 256) + 10  # entries of about 256 B
+    untouched = journal_path_for(live).read_bytes()
+    store.save(
+        entries=[Entry(term=Term(1), index=Index(i), data=b"x" * 256) for i in range(1, large + 1)]
+    )
+    assert journal_path_for(live).read_bytes() == untouched  # LevelDB synced it, not the journal
+    durable = snapshot_dir(live, tmp_path / "durable")  # LevelDB synced it: durable from here
+    store.save(entries=entries(large + 1, large + 1, 1), hard_state=HardState(term=Term(1)))
+    second = large + 2
+    store.save(
+        entries=[
+            Entry(term=Term(2), index=Index(i), data=b"y" * 256)
+            for i in range(second, second + large)
+        ],
+        hard_state=HardState(term=Term(2), vote=NodeId(1)),
+    )
+    expected, expected_state = log_of(store), store.hard_state()
+    crashed = RaftLogStore.open(lost_power(live, durable, tmp_path / "crashed"))
+    try:
+        assert log_of(crashed) == expected
+        assert crashed.hard_state() == expected_state
+    finally:
+        crashed.close()
+        store.close()
 
 
 def test_a_journal_left_without_its_database_is_not_replayed_into_a_new_one(
