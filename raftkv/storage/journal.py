@@ -47,6 +47,8 @@ bytes written twice), and safe, since no journaled write is waiting to be replay
 DEFAULT_MAX_BYTES = 64 << 20
 
 _HEADER = struct.Struct("<IIQ")  # crc32 of the rest, payload length, generation
+_CRC = struct.Struct("<I")
+_REST = struct.Struct("<IQ")  # the header after its crc32
 _OP = struct.Struct("<BII")  # kind, key length, value length; key and value follow
 _PUT, _DELETE = 1, 2
 _ZEROS = bytes(64 << 10)  # written ahead in pieces: one large zero buffer would stay resident
@@ -87,8 +89,8 @@ def decode_ops(payload: bytes) -> list[Op]:
 
 
 def _record(generation: int, payload: bytes) -> bytes:
-    rest = _HEADER.pack(0, len(payload), generation)[4:] + payload
-    return struct.pack("<I", zlib.crc32(rest)) + rest
+    rest = _REST.pack(len(payload), generation) + payload
+    return _CRC.pack(zlib.crc32(rest)) + rest
 
 
 class Journal:
@@ -198,11 +200,7 @@ class Journal:
                     raise CorruptLogError(
                         f"raft journal {self.path}: record at offset {offset}: {exc}"
                     ) from None
-                for key, value in ops:
-                    if value is None:
-                        batch.delete(key)
-                    else:
-                        batch.put(key, value)
+                batch.apply(ops)
                 records += 1
                 offset = next_offset
         self._refuse_damage(offset)
@@ -223,7 +221,7 @@ class Journal:
         if generation != self._generation or length == 0 or end > self._zeroed:
             return None
         payload = os.pread(self._fd, length, offset + _HEADER.size)
-        if len(payload) < length or zlib.crc32(header[4:] + payload) != crc:
+        if len(payload) < length or zlib.crc32(header[_CRC.size :] + payload) != crc:
             return None
         return payload, end
 

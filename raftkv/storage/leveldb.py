@@ -76,18 +76,22 @@ class Batch:
                 ops.append((key, value))
             self.count += 1
 
+    def apply(self, ops: Iterable[tuple[bytes, bytes | None]]) -> None:
+        """Put each (key, value); delete each (key, None)."""
+        for key, value in ops:
+            if value is None:
+                self.delete(key)
+            else:
+                self.put(key, value)
+
     def write(self) -> None:
         assert not self._written, "a batch is written once"
         self._written = True
         if self._journal is None or self._ops is None or self._journal.append(self._ops):
             self._batch.write()
         else:  # too big for the journal, which is now empty: LevelDB syncs it itself
-            with self._db.write_batch(sync=True) as synced:
-                for key, value in self._ops:
-                    if value is None:
-                        synced.delete(key)
-                    else:
-                        synced.put(key, value)
+            with Batch(self._db, sync=True) as synced:
+                synced.apply(self._ops)
 
     def __enter__(self) -> Batch:
         return self
