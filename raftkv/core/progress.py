@@ -74,6 +74,8 @@ class Progress:
     is_learner: bool = False
     commit_sent: Index = Index(0)
     """The highest commit index sent to this follower (to skip needless commit notices)."""
+    sent_this_tick: bool = False
+    """An append went to this follower since the last tick (its heartbeat is not needed)."""
 
     def become_probe(self) -> None:
         if self.state == ProgressState.SNAPSHOT:

@@ -673,9 +673,17 @@ class RaftNode:
         settled, self._commit_at_last_tick = self._commit_at_last_tick, self.log.committed
         if self._heartbeat_elapsed >= self.config.heartbeat_ticks:
             self._heartbeat_elapsed = 0
-            self._broadcast_heartbeat()
+            # A follower sent an append within this tick needs no heartbeat: the append resets
+            # its election timer and carries the commit index. The longest silence a follower
+            # sees is then one heartbeat interval plus one tick; under a steady stream of
+            # writes most heartbeats (a send and an answer each) are saved.
+            for peer, progress in self._progress.items():
+                if peer != self.id and not progress.sent_this_tick:
+                    self._send_heartbeat(peer)
         else:
             self._tell_commit(settled)
+        for progress in self._progress.values():
+            progress.sent_this_tick = False
 
     def _tell_commit(self, settled: Index) -> None:
         """Followers apply (and serve follower reads) only once they learn the commit index.
@@ -975,8 +983,9 @@ class RaftNode:
         if self.role == Role.LEADER and isinstance(m, AppendRequest | SnapshotRequest):
             if isinstance(m, AppendRequest):
                 progress = self._progress.get(m.to_id)
-                if progress is not None and m.commit > progress.commit_sent:
-                    progress.commit_sent = m.commit
+                if progress is not None:
+                    progress.sent_this_tick = True
+                    progress.commit_sent = max(progress.commit_sent, m.commit)
             self._send_now.append(m)
         else:
             self._send_after.append(m)
