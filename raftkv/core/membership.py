@@ -10,6 +10,7 @@ format, because the core may not import protobuf.
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -99,7 +100,10 @@ def has_quorum(membership: Membership, alive: Callable[[int], bool]) -> bool:
     return vote_result(membership, {v: alive(v) for v in membership.all_voters()}) is True
 
 
+@functools.lru_cache(maxsize=16)
 def encode_membership(membership: Membership) -> bytes:
+    """Cached: the state machine writes the configuration in force with every applied batch,
+    and it rarely changes."""
     groups = (sorted(membership.voters), sorted(membership.learners), sorted(membership.outgoing))
     header = _HEADER.pack(_FORMAT_VERSION, *(len(g) for g in groups))
     body = b"".join(struct.pack(f">{len(g)}Q", *g) for g in groups)

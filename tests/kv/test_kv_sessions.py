@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -10,6 +11,7 @@ from kvhelpers import M0, Log, cas, put
 
 from raftkv.core.types import Entry
 from raftkv.kv import ApplyStatus, KVStateMachine, SessionConfig
+from raftkv.kv.sessions import Session, SessionTable, Verdict
 
 
 def open_sm(path: Path, **config: int) -> KVStateMachine:
@@ -215,3 +217,27 @@ def test_replicas_agree_whatever_the_batching_and_restarts(
         assert len(applied) == len(set(applied))
         for machine in (a, b, c):
             machine.close()
+
+
+@given(st.lists(st.integers(1, 200), max_size=150))
+def test_a_session_record_is_its_remembered_results_in_sequence_order(seqs: list[int]) -> None:
+    """The record written at every command (encoded from results kept pre-packed) is exactly
+    the remembered results in sequence order, and reads back to the same session."""
+    table = SessionTable(SessionConfig(window=16))
+    applied = []
+    for seq in seqs:  # as the state machine does: only what the table says to apply
+        if table.check(7, seq)[0] == Verdict.APPLY:
+            applied.append(seq)
+            table.record(7, seq, b"r%d" % seq, index=len(applied), clock_ms=len(applied))
+    session = table.get(7)
+    if session is None:
+        return
+    data = session.encode()
+    head = struct.pack(">QQQI", session.newest, len(applied), len(applied), len(session.results))
+    body = b"".join(
+        struct.pack(">QI", seq, len(result)) + result
+        for seq, result in sorted(session.results.items())
+    )
+    assert data == head + body
+    assert set(session.results) == {s for s in applied if s > session.newest - 16}
+    assert Session.decode(7, data).encode() == data
