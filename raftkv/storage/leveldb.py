@@ -70,11 +70,17 @@ class Batch:
         """Put every (key, value): the hot path's loop, without a method call per item."""
         put = self._batch.put
         ops = self._ops
-        for key, value in items:
-            put(key, value)
-            if ops is not None:
+        count = 0
+        if ops is None:
+            for key, value in items:
+                put(key, value)
+                count += 1
+        else:
+            for key, value in items:
+                put(key, value)
                 ops.append((key, value))
-            self.count += 1
+                count += 1
+        self.count += count
 
     def apply(self, ops: Iterable[tuple[bytes, bytes | None]]) -> None:
         """Put each (key, value); delete each (key, None)."""
