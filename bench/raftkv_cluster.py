@@ -27,8 +27,10 @@ class RaftkvCluster:
     kind = "raftkv"
 
     def __init__(self, root: Path, *, size: int = 3, extra_args: tuple[str, ...] = (),
-                 metrics: bool = False) -> None:
+                 metrics: bool = False, source: Path = ROOT) -> None:
         self.root = root
+        self.source = source
+        """The checkout the nodes run from (another one: see bench.ab)."""
         self.size = size
         self.extra_args = extra_args
         ports = procs.free_ports(2 * size if metrics else size)
@@ -50,10 +52,10 @@ class RaftkvCluster:
 
     def start(self) -> None:
         env = dict(os.environ)
-        env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        env["PYTHONPATH"] = str(self.source) + os.pathsep + env.get("PYTHONPATH", "")
         for i in range(1, self.size + 1):
             self.processes[self.endpoints[i - 1]] = procs.start(
-                self._args(i), log_path=self.root / f"n{i}.log", env=env, cwd=ROOT
+                self._args(i), log_path=self.root / f"n{i}.log", env=env, cwd=self.source
             )
         for port in self.ports:
             if not procs.wait_port(port, START_TIMEOUT_S):
