@@ -23,7 +23,6 @@ HARD_STATE_KEY = b"h"
 LOG_START_KEY = b"s"
 
 _U64 = struct.Struct(">Q")
-_CRC32 = struct.Struct(">I")
 _ENTRY_HEAD = struct.Struct(">IQB")  # crc, term, kind; data follows
 _HARD_STATE = struct.Struct(">IQQQ")  # crc, term, vote, commit
 _LOG_START = struct.Struct(">IQQ")  # crc, index, term; membership bytes follow
@@ -63,9 +62,8 @@ def _entry_crc(index: int, term: int, kind: int, data: bytes) -> int:
 
 def encode_entry(entry: Entry) -> bytes:
     """The value stored under ``entry_key(entry.index)``."""
-    data = entry.data
-    head = _ENTRY_CRC_INPUT.pack(entry.index, entry.term, entry.kind)
-    return _CRC32.pack(zlib.crc32(data, zlib.crc32(head))) + head[8:] + data
+    index, term, kind, data = entry.index, entry.term, entry.kind, entry.data
+    return _ENTRY_HEAD.pack(_entry_crc(index, term, kind, data), term, kind) + data
 
 
 def encode_entries(entries: Sequence[Entry]) -> list[tuple[bytes, bytes]]:
