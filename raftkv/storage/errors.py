@@ -26,6 +26,10 @@ class IdentityMismatchError(DataDirError):
     """The data directory belongs to another node or another cluster."""
 
 
+class CorruptDatabaseError(DataDirError):
+    """LevelDB found a damaged block or record: one of its own checksums failed on a read."""
+
+
 class CorruptLogError(StorageError):
     """A stored log record failed its checksum, is out of place, or the log has a gap."""
 

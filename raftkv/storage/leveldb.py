@@ -6,6 +6,10 @@ Rules:
 - Writes go through :class:`Batch` (one LevelDB WriteBatch); ``sync=True`` means the batch is on
   disk (fsync of LevelDB's log) when ``write`` returns.
 - Reads can be taken from a point-in-time :class:`Snapshot`, which later writes do not disturb.
+- Every read from disk verifies LevelDB's block checksums (``verify_checksums``; blocks already in
+  the cache were verified when read) and the open verifies its write-ahead log records
+  (``paranoid_checks``): LevelDB's CRC-32C is the integrity check of every record raftkv stores.
+  A failure raises :class:`CorruptDatabaseError` naming the database and LevelDB's finding.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any, Protocol
 
 import plyvel
 
-from raftkv.storage.errors import DataDirError, DataDirInUseError
+from raftkv.storage.errors import CorruptDatabaseError, DataDirError, DataDirInUseError
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +33,40 @@ _PAST_EVERY_KEY = b"\xff" * 32
 def _message(exc: BaseException) -> str:
     arg = exc.args[0] if exc.args else exc
     return arg.decode(errors="replace") if isinstance(arg, bytes) else str(arg)
+
+
+def _corrupt(path: Path, exc: BaseException) -> CorruptDatabaseError:
+    return CorruptDatabaseError(f"LevelDB at {path} is damaged: {_message(exc)}")
+
+
+def _get(source: Any, path: Path, key: bytes) -> bytes | None:
+    try:
+        value = source.get(key, verify_checksums=True)
+    except plyvel.CorruptionError as exc:
+        raise _corrupt(path, exc) from None
+    return None if value is None else bytes(value)
+
+
+def _pairs(
+    source: Any, path: Path, start: bytes | None, stop: bytes | None
+) -> Iterator[tuple[bytes, bytes]]:
+    try:
+        with source.iterator(start=start, stop=stop, verify_checksums=True) as it:
+            for key, value in it:
+                yield bytes(key), bytes(value)
+    except plyvel.CorruptionError as exc:
+        raise _corrupt(path, exc) from None
+
+
+def _keys(source: Any, path: Path, start: bytes | None, stop: bytes | None) -> Iterator[bytes]:
+    try:
+        with source.iterator(
+            start=start, stop=stop, include_value=False, verify_checksums=True
+        ) as it:
+            for key in it:
+                yield bytes(key)
+    except plyvel.CorruptionError as exc:
+        raise _corrupt(path, exc) from None
 
 
 class JournalLike(Protocol):
@@ -111,19 +149,17 @@ class Batch:
 class Snapshot:
     """A consistent, point-in-time view of a database; close it when done."""
 
-    def __init__(self, snapshot: Any) -> None:
+    def __init__(self, snapshot: Any, path: Path) -> None:
         self._snapshot = snapshot
+        self._path = path
 
     def get(self, key: bytes) -> bytes | None:
-        value = self._snapshot.get(key)
-        return None if value is None else bytes(value)
+        return _get(self._snapshot, self._path, key)
 
     def items(
         self, *, start: bytes | None = None, stop: bytes | None = None
     ) -> Iterator[tuple[bytes, bytes]]:
-        with self._snapshot.iterator(start=start, stop=stop) as it:
-            for key, value in it:
-                yield bytes(key), bytes(value)
+        return _pairs(self._snapshot, self._path, start, stop)
 
     def close(self) -> None:
         self._snapshot.close()
@@ -150,32 +186,29 @@ class LevelDB:
                     f"data directory {path} is already in use by another process ({text})"
                 ) from None
             raise DataDirError(f"cannot open LevelDB at {path}: {text}") from None
+        except plyvel.CorruptionError as exc:
+            raise _corrupt(path, exc) from None
         except plyvel.Error as exc:
             raise DataDirError(f"cannot open LevelDB at {path}: {_message(exc)}") from None
         return cls(db, path)
 
     def get(self, key: bytes) -> bytes | None:
-        value = self._db.get(key)
-        return None if value is None else bytes(value)
+        return _get(self._db, self.path, key)
 
     def items(
         self, *, start: bytes | None = None, stop: bytes | None = None
     ) -> Iterator[tuple[bytes, bytes]]:
         """Key/value pairs with start <= key < stop, in key order."""
-        with self._db.iterator(start=start, stop=stop) as it:
-            for key, value in it:
-                yield bytes(key), bytes(value)
+        return _pairs(self._db, self.path, start, stop)
 
     def keys(self, *, start: bytes | None = None, stop: bytes | None = None) -> Iterator[bytes]:
-        with self._db.iterator(start=start, stop=stop, include_value=False) as it:
-            for key in it:
-                yield bytes(key)
+        return _keys(self._db, self.path, start, stop)
 
     def batch(self, *, sync: bool, journal: JournalLike | None = None) -> Batch:
         return Batch(self._db, sync=sync, journal=journal)
 
     def snapshot(self) -> Snapshot:
-        return Snapshot(self._db.snapshot())
+        return Snapshot(self._db.snapshot(), self.path)
 
     def sync(self) -> None:
         """Make every earlier write durable (LevelDB's log is sequential: one synced write does)."""

@@ -6,8 +6,11 @@ Rules (see raftkv/storage/codec.py for the key layout):
   (``raft.journal``, raftkv.storage.journal) before it returns. The driver sends nothing that
   promises durability before that.
 - Entries are ``first_index() .. last_index()``, contiguous, all after the log start; the log is
-  verified (checksums, contiguity, placement) by one sequential scan when opened, and a failure
-  refuses to start with a message naming the directory, the index and the problem.
+  verified (LevelDB's checksums, record shapes, contiguity, placement) by one sequential scan when
+  opened, and a failure refuses to start with a message naming the directory, the index and the
+  problem.
+- A log written by format 1 (a CRC-32 inside every entry record) is verified and rewritten to
+  format 2 in one synced batch when first opened (codec.py says why); a newer format is refused.
 - Reads on the hot path never touch LevelDB: every stored entry's term is kept in memory (8 bytes
   each; compaction bounds the log) and the newest ``tail_entries`` entries are cached whole.
 - Memory is updated only after the batch is written, so a failed write leaves the store as it was.
@@ -18,7 +21,8 @@ from __future__ import annotations
 import logging
 from array import array
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from operator import attrgetter
 from pathlib import Path
 
 from raftkv.core.membership import Membership, MembershipDecodeError, decode_membership
@@ -27,6 +31,7 @@ from raftkv.core.types import Entry, EntryKind, HardState, Index, SnapshotMeta, 
 from raftkv.storage import codec
 from raftkv.storage.errors import (
     CompactionRefusedError,
+    CorruptDatabaseError,
     CorruptLogError,
     DataDirError,
     StorageError,
@@ -37,6 +42,8 @@ from raftkv.storage.leveldb import Batch, LevelDB
 log = logging.getLogger(__name__)
 
 DEFAULT_TAIL_ENTRIES = 8192
+_TERM_OF = attrgetter("term")
+_DATA_OF = attrgetter("data")
 
 
 class RaftLogStore:
@@ -113,6 +120,7 @@ class RaftLogStore:
             start = SnapshotMeta(index=Index(0), term=Term(0), membership=initial_membership)
             # LevelDB syncs this first write itself: the journal, just opened, holds nothing.
             with db.batch(sync=True) as batch:
+                batch.put(codec.FORMAT_KEY, codec.encode_format())
                 batch.put(codec.LOG_START_KEY, codec.encode_log_start(start))
                 batch.put(codec.HARD_STATE_KEY, codec.encode_hard_state(HardState()))
             log.info("created raft log %s starting with %s", db.path, start.membership.describe())
@@ -121,6 +129,7 @@ class RaftLogStore:
                 start = codec.decode_log_start(raw_start)
             except codec.CodecError as exc:
                 raise CorruptLogError(f"raft log {db.path}: log start record: {exc}") from None
+            _upgrade_format(db)
         raw_hs = db.get(codec.HARD_STATE_KEY)
         try:
             hard_state = HardState() if raw_hs is None else codec.decode_hard_state(raw_hs)
@@ -133,25 +142,30 @@ class RaftLogStore:
         expected = start.index + 1
         # One sequential scan verifies every record. Only the tail is decoded into Entry
         # objects: for a long log, building them is most of the cost of opening.
-        prefix, key_size = codec.ENTRY_PREFIX, len(codec.entry_key(0))
-        for key, value in db.items(start=prefix, stop=prefix + b"\xff" * key_size):
-            index = codec.index_of_entry_key(key)
-            if index != expected:
-                problem = (
-                    f"entry {index} is at or below the log start {start.index}"
-                    if index < expected
-                    else f"gap: entries {expected}..{index - 1} are missing"
-                )
-                raise CorruptLogError(f"raft log {db.path}: index {index}: {problem}")
-            try:
-                term, kind = codec.verify_entry(index, value)
-                if kind == EntryKind.CONF_CHANGE:
-                    conf.append((index, decode_membership(codec.decode_entry(index, value).data)))
-            except (codec.CodecError, MembershipDecodeError) as exc:
-                raise CorruptLogError(f"raft log {db.path}: index {index}: {exc}") from None
-            terms.append(term)
-            raw_tail.append((index, value))
-            expected += 1
+        try:
+            for key, value in _entry_items(db):
+                index = codec.index_of_entry_key(key)
+                if index != expected:
+                    problem = (
+                        f"entry {index} is at or below the log start {start.index}"
+                        if index < expected
+                        else f"gap: entries {expected}..{index - 1} are missing"
+                    )
+                    raise CorruptLogError(f"raft log {db.path}: index {index}: {problem}")
+                try:
+                    term, kind = codec.verify_entry(value)
+                    if kind == EntryKind.CONF_CHANGE:
+                        data = codec.decode_entry(index, value).data
+                        conf.append((index, decode_membership(data)))
+                except (codec.CodecError, MembershipDecodeError) as exc:
+                    raise CorruptLogError(f"raft log {db.path}: index {index}: {exc}") from None
+                terms.append(term)
+                raw_tail.append((index, value))
+                expected += 1
+        except CorruptDatabaseError as exc:
+            raise CorruptLogError(
+                f"raft log {db.path}: index {expected} or the entries after it: {exc}"
+            ) from None
         tail = [codec.decode_entry(index, value) for index, value in raw_tail]
         if hard_state.commit > start.index + len(terms):
             log.warning(
@@ -228,16 +242,20 @@ class RaftLogStore:
         result: list[Entry] = []
         total = 0
         stop = min(hi, tail_first)
-        for key, value in self._db.items(start=codec.entry_key(lo), stop=codec.entry_key(stop)):
-            index = codec.index_of_entry_key(key)
-            try:
-                entry = codec.decode_entry(index, value)
-            except codec.CodecError as exc:
-                raise CorruptLogError(f"raft log {self.path}: index {index}: {exc}") from None
-            total += entry.size_bytes()
-            if max_bytes is not None and total > max_bytes and result:
-                return result
-            result.append(entry)
+        index = lo
+        try:
+            for key, value in self._db.items(start=codec.entry_key(lo), stop=codec.entry_key(stop)):
+                index = codec.index_of_entry_key(key)
+                try:
+                    entry = codec.decode_entry(index, value)
+                except codec.CodecError as exc:
+                    raise CorruptLogError(f"raft log {self.path}: index {index}: {exc}") from None
+                total += entry.size_bytes()
+                if max_bytes is not None and total > max_bytes and result:
+                    return result
+                result.append(entry)
+        except CorruptDatabaseError as exc:
+            raise CorruptLogError(f"raft log {self.path}: near index {index}: {exc}") from None
         if len(result) != stop - lo:
             raise CorruptLogError(f"raft log {self.path}: entries {lo}..{stop - 1} are missing")
         for entry in self._tail[: hi - tail_first] if hi > tail_first else ():
@@ -275,7 +293,7 @@ class RaftLogStore:
         it, keeping following entries only if the log matches it), then ``entries`` (replacing any
         stored suffix from ``entries[0].index``), then ``hard_state``."""
         start, last = self._start, self.last_index()
-        direct = self._journal.empty and sum(len(e.data) for e in entries) >= DIRECT_BYTES
+        direct = self._journal.empty and sum(map(len, map(_DATA_OF, entries))) >= DIRECT_BYTES
         batch = self._db.batch(sync=True, journal=None if direct else self._journal)
         keep_after_snapshot = False
         if snapshot is not None:
@@ -374,7 +392,7 @@ class RaftLogStore:
     ) -> None:
         first = entries[0].index
         del self._terms[first - self._start.index - 1 :]
-        self._terms.extend(e.term for e in entries)
+        self._terms.extend(map(_TERM_OF, entries))
         if self._tail and self._tail[0].index < first:
             del self._tail[first - self._tail[0].index :]
         else:
@@ -389,6 +407,50 @@ class RaftLogStore:
 def journal_path_for(path: Path) -> Path:
     """The journal of the raft log database at ``path``: a file beside it."""
     return path.parent / (path.name + ".journal")
+
+
+def _entry_items(db: LevelDB) -> Iterator[tuple[bytes, bytes]]:
+    prefix = codec.ENTRY_PREFIX
+    return db.items(start=prefix, stop=prefix + b"\xff" * len(codec.entry_key(0)))
+
+
+def _upgrade_format(db: LevelDB) -> None:
+    """Bring an existing log to :data:`codec.FORMAT_VERSION`, or refuse a format this code does
+    not know. Format 1 is verified (its per-entry CRC-32) and rewritten in one synced batch, so
+    a crash leaves either the old log or the new one. The journal is empty here: opening it
+    replayed and checkpointed it."""
+    raw = db.get(codec.FORMAT_KEY)
+    try:
+        version = 1 if raw is None else codec.decode_format(raw)
+    except codec.CodecError as exc:
+        raise CorruptLogError(f"raft log {db.path}: format record: {exc}") from None
+    if version == codec.FORMAT_VERSION:
+        return
+    if version != 1:
+        raise DataDirError(
+            f"raft log {db.path} has format version {version}; this raftkv reads versions 1 "
+            f"and {codec.FORMAT_VERSION} (was it written by a newer raftkv?)"
+        )
+    count = 0
+    with db.batch(sync=True) as batch:
+        try:
+            for key, value in _entry_items(db):
+                index = codec.index_of_entry_key(key)
+                try:
+                    entry = codec.decode_entry_v1(index, value)
+                except codec.CodecError as exc:
+                    raise CorruptLogError(f"raft log {db.path}: index {index}: {exc}") from None
+                batch.put(key, codec.encode_entry(entry))
+                count += 1
+        except CorruptDatabaseError as exc:
+            raise CorruptLogError(f"raft log {db.path}: {exc}") from None
+        batch.put(codec.FORMAT_KEY, codec.encode_format())
+    log.info(
+        "raft log %s: rewrote %d entries from format 1 to format %d",
+        db.path,
+        count,
+        codec.FORMAT_VERSION,
+    )
 
 
 def _delete_range(batch: Batch, lo: int, hi: int) -> None:

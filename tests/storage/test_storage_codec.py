@@ -1,13 +1,16 @@
-"""Property tests for the raft DB codecs: round trips, numeric key order, damage detected."""
+"""Property tests for the raft DB codecs: round trips, numeric key order, bad records refused,
+and format 1 (a CRC-32 in every entry) read and checked, for the migration."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from raftkv.core.membership import Membership
 from raftkv.core.types import Entry, EntryKind, HardState, Index, NodeId, SnapshotMeta, Term
 from raftkv.storage import codec
+from tests.storage.format1 import encode_entry_v1
 
 u64 = st.integers(0, (1 << 64) - 1)
 entries = st.builds(
@@ -38,37 +41,58 @@ def test_batch_encoding_matches_single(batch: list[Entry]) -> None:
     ]
 
 
-@settings(max_examples=300, deadline=None)
-@given(entries, st.data())
-def test_any_single_byte_damage_is_detected(entry: Entry, data: st.DataObject) -> None:
-    value = bytearray(codec.encode_entry(entry))
-    pos = data.draw(st.integers(0, len(value) - 1))
-    value[pos] ^= data.draw(st.integers(1, 255))
-    for check in (codec.decode_entry, codec.verify_entry):
-        try:
-            decoded = check(entry.index, bytes(value))
-        except codec.CodecError:
-            continue
-        raise AssertionError(f"{check.__name__}: damage at byte {pos} not detected: {decoded}")
-
-
 @settings(deadline=None)  # wall-clock deadlines flake on a loaded machine
 @given(entries)
 def test_verify_agrees_with_decode(entry: Entry) -> None:
     value = codec.encode_entry(entry)
-    assert codec.verify_entry(entry.index, value) == (entry.term, entry.kind)
+    assert codec.verify_entry(value) == (entry.term, entry.kind)
+
+
+@settings(deadline=None)  # wall-clock deadlines flake on a loaded machine
+@given(entries, st.integers(0, 8))
+def test_short_record_is_refused(entry: Entry, keep: int) -> None:
+    value = codec.encode_entry(entry)[:keep]
+    with pytest.raises(codec.CodecError, match=f"entry record is {keep} bytes"):
+        codec.decode_entry(entry.index, value)
+    with pytest.raises(codec.CodecError, match=f"entry record is {keep} bytes"):
+        codec.verify_entry(value)
+
+
+@settings(deadline=None)  # wall-clock deadlines flake on a loaded machine
+@given(entries, st.integers(len(EntryKind), 255))
+def test_unknown_kind_is_refused(entry: Entry, kind: int) -> None:
+    value = bytearray(codec.encode_entry(entry))
+    value[8] = kind  # the byte after the term
+    with pytest.raises(codec.CodecError, match=f"unknown entry kind {kind}"):
+        codec.verify_entry(bytes(value))
+    with pytest.raises(codec.CodecError, match=f"unknown entry kind {kind}"):
+        codec.decode_entry(entry.index, bytes(value))
+
+
+@settings(deadline=None)  # wall-clock deadlines flake on a loaded machine
+@given(entries)
+def test_format_1_records_decode(entry: Entry) -> None:
+    assert codec.decode_entry_v1(entry.index, encode_entry_v1(entry)) == entry
+
+
+@settings(max_examples=300, deadline=None)
+@given(entries, st.data())
+def test_format_1_damage_is_detected(entry: Entry, data: st.DataObject) -> None:
+    """The migration checks each old record's CRC before it rewrites it."""
+    value = bytearray(encode_entry_v1(entry))
+    pos = data.draw(st.integers(0, len(value) - 1))
+    value[pos] ^= data.draw(st.integers(1, 255))
+    with pytest.raises(codec.CodecError):
+        codec.decode_entry_v1(entry.index, bytes(value))
 
 
 @settings(deadline=None)  # wall-clock deadlines flake on a loaded machine
 @given(entries, u64)
-def test_value_under_another_key_is_detected(entry: Entry, other: int) -> None:
+def test_format_1_record_under_another_key_is_detected(entry: Entry, other: int) -> None:
     if other == entry.index:
         return
-    try:
-        codec.decode_entry(other, codec.encode_entry(entry))
-    except codec.CodecError:
-        return
-    raise AssertionError("a record moved to another index decoded")
+    with pytest.raises(codec.CodecError, match="checksum mismatch"):
+        codec.decode_entry_v1(other, encode_entry_v1(entry))
 
 
 @settings(deadline=None)  # wall-clock deadlines flake on a loaded machine

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import plyvel
@@ -9,7 +11,7 @@ import pytest
 
 from raftkv.core.membership import membership_of
 from raftkv.core.types import Entry, HardState, Index, Term
-from raftkv.storage import CorruptLogError, RaftLogStore, codec
+from raftkv.storage import CorruptLogError, DataDirError, RaftLogStore, codec
 
 M0 = membership_of([1])
 
@@ -32,18 +34,50 @@ def rewrite(path: Path, key: bytes, value: bytes | None) -> None:
     db.close()
 
 
-def test_bad_checksum_names_the_index(tmp_path: Path) -> None:
-    path = tmp_path / "d" / "raft"
+def damage(file: Path, offset: int) -> None:
+    data = bytearray(file.read_bytes())
+    data[offset] ^= 0x40
+    file.write_bytes(bytes(data))
+
+
+def largest(path: Path, suffix: str) -> Path:
+    return max(path.glob(f"*{suffix}"), key=lambda f: f.stat().st_size)
+
+
+def test_damaged_table_block_names_the_index(tmp_path: Path) -> None:
+    """A flipped bit anywhere in the entries' table file fails LevelDB's block checksum during
+    the open-time scan; the message names the directory and the first index not verified."""
+    for offset in range(0, 20_000, 1_999):
+        path = tmp_path / str(offset) / "raft"
+        store = RaftLogStore.open(path, initial_membership=M0)
+        # Random 200 B payloads: incompressible, so the table is about 21 KB of data blocks.
+        store.save(
+            entries=[
+                Entry(term=Term(1), index=Index(i), data=os.urandom(200)) for i in range(1, 101)
+            ],
+            hard_state=HardState(term=Term(1)),
+        )
+        store.close()  # a clean close leaves every entry in a table (the journal checkpoints)
+        table = largest(path, ".ldb")
+        assert table.stat().st_size > 20_000
+        damage(table, offset)
+        with pytest.raises(CorruptLogError) as err:
+            RaftLogStore.open(path)
+        message = str(err.value)
+        assert str(path) in message and "checksum mismatch" in message
+        assert re.search(r"index \d+ or the entries after it", message), message
+
+
+def test_damaged_leveldb_log_record_refuses_to_open(tmp_path: Path) -> None:
+    """Writes not yet in a table are in LevelDB's own log; paranoid_checks makes a damaged record
+    there fail the open instead of being skipped."""
+    path = tmp_path / "raft"
     make_log(path)
-    db = plyvel.DB(str(path))
-    value = bytearray(db.get(codec.entry_key(7)))
-    db.close()
-    value[-1] ^= 0x40  # the entry's data, so only the checksum can tell
-    rewrite(path, codec.entry_key(7), bytes(value))
-    with pytest.raises(CorruptLogError) as err:
+    entry = Entry(term=Term(1), index=Index(21), data=os.urandom(4000))
+    rewrite(path, codec.entry_key(21), codec.encode_entry(entry))  # synced, left in the log
+    damage(largest(path, ".log"), 2000)
+    with pytest.raises(DataDirError, match=rf"LevelDB at {re.escape(str(path))} is damaged"):
         RaftLogStore.open(path)
-    message = str(err.value)
-    assert str(path) in message and "index 7" in message and "checksum mismatch" in message
 
 
 def test_gap_names_the_missing_indexes(tmp_path: Path) -> None:
@@ -51,17 +85,6 @@ def test_gap_names_the_missing_indexes(tmp_path: Path) -> None:
     make_log(path)
     rewrite(path, codec.entry_key(12), None)
     with pytest.raises(CorruptLogError, match=r"index 13: gap: entries 12..12 are missing"):
-        RaftLogStore.open(path)
-
-
-def test_entry_moved_to_another_index_detected(tmp_path: Path) -> None:
-    path = tmp_path / "raft"
-    make_log(path)
-    db = plyvel.DB(str(path))
-    value = db.get(codec.entry_key(3))
-    db.close()
-    rewrite(path, codec.entry_key(4), value)
-    with pytest.raises(CorruptLogError, match="index 4: checksum mismatch"):
         RaftLogStore.open(path)
 
 
