@@ -22,6 +22,7 @@ import logging
 from array import array
 from collections import deque
 from collections.abc import Iterator, Sequence
+from functools import partial
 from operator import attrgetter
 from pathlib import Path
 
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 DEFAULT_TAIL_ENTRIES = 8192
 _TERM_OF = attrgetter("term")
 _DATA_OF = attrgetter("data")
+_KIND_OF = attrgetter("kind")
 
 
 class RaftLogStore:
@@ -316,13 +318,14 @@ class RaftLogStore:
             if entries[-1].index != first + len(entries) - 1:
                 raise StorageError(f"entries from {first} to {entries[-1].index} have gaps")
             _delete_range(batch, first, last)
-            for entry in entries:
-                if entry.kind is not EntryKind.NORMAL:
-                    try:
-                        new_conf.append((entry.index, decode_membership(entry.data)))
-                    except MembershipDecodeError as exc:
-                        raise StorageError(f"conf change entry {entry.index}: {exc}") from None
-            batch.put_many(codec.encode_entries(entries))
+            if any(map(_KIND_OF, entries)):  # EntryKind.NORMAL is 0: a C loop finds none
+                for entry in entries:
+                    if entry.kind is not EntryKind.NORMAL:
+                        try:
+                            new_conf.append((entry.index, decode_membership(entry.data)))
+                        except MembershipDecodeError as exc:
+                            raise StorageError(f"conf change entry {entry.index}: {exc}") from None
+            batch.put_from(partial(codec.put_entries, entries=entries))
         if hard_state is not None:
             batch.put(codec.HARD_STATE_KEY, codec.encode_hard_state(hard_state))
         if batch.count == 0:

@@ -36,9 +36,9 @@ def test_entry_round_trip(entry: Entry) -> None:
 @settings(deadline=None)  # wall-clock deadlines flake on a loaded machine
 @given(st.lists(entries, max_size=5))
 def test_batch_encoding_matches_single(batch: list[Entry]) -> None:
-    assert codec.encode_entries(batch) == [
-        (codec.entry_key(e.index), codec.encode_entry(e)) for e in batch
-    ]
+    pairs: list[tuple[bytes, bytes]] = []
+    assert codec.put_entries(lambda key, value: pairs.append((key, value)), batch) == len(batch)
+    assert pairs == [(codec.entry_key(e.index), codec.encode_entry(e)) for e in batch]
 
 
 @settings(deadline=None)  # wall-clock deadlines flake on a loaded machine
