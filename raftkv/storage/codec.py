@@ -105,21 +105,20 @@ def decode_entry(index: int, value: bytes) -> Entry:
     return Entry(term=Term(term), index=Index(index), kind=EntryKind(kind), data=bytes(data))
 
 
-_V1_ENTRY_HEAD = struct.Struct(">IQB")  # crc, term, kind; data follows
-_V1_CRC_INPUT = struct.Struct(">QQB")  # index, term, kind: what the CRC covers besides data
+_V1_CRC = struct.Struct(">I")
+"""Format 1's record: this CRC-32, then format 2's record. The CRC covers the index (u64) and
+everything after it."""
 
 
 def decode_entry_v1(index: int, value: bytes) -> Entry:
     """Decode and verify a format-1 record (a CRC-32 over index, term, kind and data)."""
-    if len(value) < _V1_ENTRY_HEAD.size:
+    if len(value) < _V1_CRC.size + _ENTRY_HEAD.size:
         raise CodecError(f"entry record is {len(value)} bytes, shorter than its header")
-    crc, term, kind = _V1_ENTRY_HEAD.unpack_from(value)
-    data = value[_V1_ENTRY_HEAD.size :]
-    if zlib.crc32(data, zlib.crc32(_V1_CRC_INPUT.pack(index, term, kind))) != crc:
+    (crc,) = _V1_CRC.unpack_from(value)
+    record = value[_V1_CRC.size :]
+    if zlib.crc32(record, zlib.crc32(_U64.pack(index))) != crc:
         raise CodecError("checksum mismatch in entry record")
-    if kind not in _KINDS:
-        raise CodecError(f"unknown entry kind {kind}")
-    return Entry(term=Term(term), index=Index(index), kind=EntryKind(kind), data=bytes(data))
+    return decode_entry(index, record)
 
 
 def encode_hard_state(hs: HardState) -> bytes:
