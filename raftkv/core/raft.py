@@ -119,6 +119,9 @@ class RaftNode:
         self._ready_reads: list[ReadState] = []
         self._dropped_reads: list[int] = []
         self._broadcast_needed = False
+        self._lazy: frozenset[NodeId] = frozenset()
+        """Followers that new entries reach at ticks and on their answers, not at once (see
+        :attr:`RaftConfig.quorum_first` and :meth:`_choose_lazy`)."""
         self._commit_at_last_tick = Index(0)
         """The commit index at the previous tick: a follower told nothing up to it since then
         gets a notice (see :meth:`_tell_commit`)."""
@@ -426,6 +429,7 @@ class RaftNode:
         self._reset_election_timer()
         self._transfer_target = NO_NODE
         self._progress = {}
+        self._lazy = frozenset()
         self._seq = 0
         self._seq_needed = False
         self._drop_reads()
@@ -670,6 +674,11 @@ class RaftNode:
             if self._transfer_elapsed >= self.config.election_ticks:
                 self._log("aborted leadership transfer to %d", self._transfer_target)
                 self._transfer_target = NO_NODE
+        self._choose_lazy()
+        for peer, progress in self._progress.items():
+            if peer != self.id and progress.state == ProgressState.REPLICATE:
+                # What a lazy follower (or one that just stopped being lazy) still lacks.
+                self._maybe_send_append(peer, send_if_empty=False)
         settled, self._commit_at_last_tick = self._commit_at_last_tick, self.log.committed
         if self._heartbeat_elapsed >= self.config.heartbeat_ticks:
             self._heartbeat_elapsed = 0
@@ -684,6 +693,35 @@ class RaftNode:
             self._tell_commit(settled)
         for progress in self._progress.values():
             progress.sent_this_tick = False
+
+    def _choose_lazy(self) -> None:
+        """Pick the followers that new entries need not reach at once: a commit needs only
+        ``len(voters) // 2`` followers besides the leader, so the voters furthest along (ties:
+        those already eager, then the lower id) stay eager and the other voters, and every
+        learner, become lazy. Only followers in steady replication take part (one being probed
+        or sent a snapshot follows its own path), a leadership transfer's target is never
+        lazy, and in a joint configuration (or with the leader outside the voters) nobody is.
+        A follower that stops answering falls behind the lazy ones and is replaced here, at the
+        next tick."""
+        membership = self.membership
+        if (
+            not self.config.quorum_first
+            or membership.is_joint
+            or self.id not in membership.voters
+        ):
+            self._lazy = frozenset()
+            return
+        steady = [
+            peer
+            for peer, progress in self._progress.items()
+            if peer != self.id and progress.state == ProgressState.REPLICATE
+        ]
+        voters = [p for p in steady if p in membership.voters and p != self._transfer_target]
+        voters.sort(key=lambda p: (-self._progress[p].match_index, p in self._lazy, p))
+        needed = len(membership.voters) // 2
+        lazy = voters[needed:] if len(voters) > needed else []
+        lazy.extend(p for p in steady if p in membership.learners)
+        self._lazy = frozenset(lazy)
 
     def _tell_commit(self, settled: Index) -> None:
         """Followers apply (and serve follower reads) only once they learn the commit index.
@@ -974,7 +1012,7 @@ class RaftNode:
         if self._broadcast_needed:
             self._broadcast_needed = False
             for peer in self._progress:
-                if peer == self.id:
+                if peer == self.id or peer in self._lazy:
                     continue
                 probing = self._progress[peer].state == ProgressState.PROBE
                 self._maybe_send_append(peer, send_if_empty=probing)

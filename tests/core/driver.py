@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
 from raftkv.core.config import RaftConfig
-from raftkv.core.membership import membership_of
+from raftkv.core.membership import Membership, membership_of
 from raftkv.core.messages import AppendRequest, AppendResponse, Message, VoteResponse
 from raftkv.core.raft import RaftNode
 from raftkv.core.ready import Ready
@@ -40,9 +40,16 @@ class Driver:
         vote: int = 0,
         commit: int = 0,
         seed: int = 1,
+        learners: Iterable[int] = (),
+        outgoing: Iterable[int] = (),
         **config: Any,
     ) -> None:
-        self.storage = MemoryStorage(membership_of(voters))
+        membership = membership_of(voters, learners)
+        if outgoing:  # a joint configuration
+            membership = Membership(
+                voters=membership.voters, learners=membership.learners, outgoing=frozenset(outgoing)
+            )
+        self.storage = MemoryStorage(membership)
         if log_terms:
             self.storage.append(entries_of(*log_terms))
         self.storage.set_hard_state(

@@ -16,8 +16,9 @@ def empty_appends(out: list[Message]) -> dict[int, int]:
 
 
 def committed_noop() -> Driver:
-    """Node 1, leader at term 1, its no-op (index 1) acknowledged by both followers."""
-    d, out = elected_leader()
+    """Node 1, leader at term 1, its no-op (index 1) acknowledged by both followers. Every
+    follower gets new entries at once (tests/core/test_quorum_first.py covers the default)."""
+    d, out = elected_leader(quorum_first=False)
     d.step(*acks_for(1, out, match=1))
     assert d.node.commit_index == 1
     return d

@@ -45,7 +45,11 @@ def test_acknowledgements_and_votes_follow_persistence() -> None:
         c.net.transport = make  # type: ignore[method-assign]
         c.start_all()
         leader = await c.leader()
-        await asyncio.gather(*(leader.propose(put(b"k%d" % i, b"v")) for i in range(200)))
+        # Rounds, not one burst: a burst can travel as a few appends (and so a few acks).
+        for r in range(20):
+            await asyncio.gather(
+                *(leader.propose(put(b"k%d.%d" % (r, i), b"v")) for i in range(10))
+            )
         await c.crash(leader.node.id)  # a second election: more votes to check
         new = await c.leader()
         await new.propose(put(b"x", b"y"))

@@ -74,6 +74,8 @@ def build_cluster(seed: int) -> Cluster:
         # deposed leader longer to misbehave).
         pre_vote=rng.random() < 0.8,
         check_quorum=rng.random() < 0.8,
+        # Mostly the default (new entries at once only to a quorum's worth of followers).
+        quorum_first=rng.random() < 0.8,
     )
 
 

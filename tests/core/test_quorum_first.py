@@ -1,0 +1,114 @@
+"""New entries go at once to as many followers as a commit needs; the others get them at the
+next tick or when they answer (``RaftConfig.quorum_first``). On a host with fewer cores than
+nodes, a lone write then does not wait behind the extra follower's receive, fsync and answer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from raftkv.core.messages import AppendRequest, AppendResponse, Message, VoteResponse
+from raftkv.core.ready import Role
+from raftkv.core.types import Index, NodeId, Term
+from tests.core.driver import Driver, acks_for, only
+
+
+def steady_leader(
+    voters: Sequence[int] = (1, 2, 3),
+    *,
+    learners: Sequence[int] = (),
+    outgoing: Sequence[int] = (),
+    **config: object,
+) -> Driver:
+    """Node 1, leader at term 1 with every vote, its no-op (index 1) acknowledged by every
+    member, then one tick (where the leader picks its lazy followers)."""
+    d = Driver(1, voters, learners=learners, outgoing=outgoing, **config)  # type: ignore[arg-type]
+    d.node.campaign()
+    d.drain()
+    electors = sorted((set(voters) | set(outgoing)) - {1})
+    out = d.step(
+        *[
+            VoteResponse(from_id=NodeId(p), to_id=NodeId(1), term=Term(1), granted=True)
+            for p in electors
+        ]
+    )
+    assert d.node.role == Role.LEADER
+    d.step(*acks_for(1, out, match=1))
+    assert d.node.commit_index == 1
+    d.tick()
+    return d
+
+
+def sent_entries(out: Sequence[Message]) -> dict[int, list[int]]:
+    """Appends that carry entries, by receiver: receiver -> the indexes carried."""
+    return {m.to_id: [e.index for e in m.entries] for m in only(out, AppendRequest) if m.entries}
+
+
+def ack(frm: int, match: int) -> AppendResponse:
+    return AppendResponse(
+        from_id=NodeId(frm), to_id=NodeId(1), term=Term(1), success=True, match_index=Index(match)
+    )
+
+
+def propose(d: Driver, data: bytes = b"x") -> list[Message]:
+    d.node.propose(data)
+    return d.drain()
+
+
+def test_of_three_nodes_one_follower_gets_a_write_at_once_and_its_answer_commits_it() -> None:
+    d = steady_leader()
+    out = propose(d)
+    assert sent_entries(out) == {2: [2]}, "ties go to the lower id"
+    d.step(ack(2, 2))
+    assert d.node.commit_index == 2
+    later = d.tick()
+    assert sent_entries(later) == {3: [2]}, "the other follower gets it at the next tick"
+    (to_3,) = [m for m in only(later, AppendRequest) if m.to_id == 3]
+    assert to_3.commit == 2, "with the commit index, so it can apply at once"
+
+
+def test_of_five_nodes_two_followers_get_a_write_at_once() -> None:
+    d = steady_leader((1, 2, 3, 4, 5))
+    out = propose(d)
+    assert sent_entries(out) == {2: [2], 3: [2]}
+    d.step(ack(2, 2))
+    assert d.node.commit_index == 1, "one follower and the leader are not a quorum of five"
+    d.step(ack(3, 2))
+    assert d.node.commit_index == 2
+    assert sent_entries(d.tick()) == {4: [2], 5: [2]}
+
+
+def test_a_lazy_follower_that_answers_gets_what_is_pending_at_once() -> None:
+    d = steady_leader()
+    propose(d, b"x")
+    assert sent_entries(d.tick()) == {3: [2]}
+    assert sent_entries(propose(d, b"y")) == {2: [3]}
+    # Node 3's answer clocks the next append to it: under load a lazy follower trails by one
+    # round trip, not by a tick.
+    assert sent_entries(d.step(ack(3, 2))) == {3: [3]}
+
+
+def test_a_follower_that_stops_answering_is_replaced_at_the_next_tick() -> None:
+    d = steady_leader()
+    propose(d, b"x")  # to node 2, which never answers
+    assert sent_entries(d.tick()) == {3: [2]}
+    d.step(ack(3, 2))
+    assert d.node.commit_index == 2, "committed by node 3, one tick late"
+    d.tick()  # node 3 is now further along than node 2
+    assert sent_entries(propose(d, b"y")) == {3: [3]}
+
+
+def test_learners_are_always_lazy() -> None:
+    d = steady_leader((1, 2, 3), learners=(4,))
+    assert sent_entries(propose(d)) == {2: [2]}
+    assert sent_entries(d.tick()) == {3: [2], 4: [2]}
+
+
+def test_every_follower_gets_a_write_at_once_while_the_configuration_is_joint() -> None:
+    d = steady_leader((1, 2, 3), outgoing=(1, 2, 4))
+    assert sent_entries(propose(d)) == {2: [2], 3: [2], 4: [2]}
+
+
+def test_quorum_first_off_sends_to_every_follower_at_once() -> None:
+    d = steady_leader((1, 2, 3, 4, 5), quorum_first=False)
+    assert sent_entries(propose(d)) == {2: [2], 3: [2], 4: [2], 5: [2]}
+    assert sent_entries(d.tick()) == {}
