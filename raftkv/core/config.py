@@ -25,7 +25,8 @@ class RaftConfig:
     max_inflight_bytes: int = 64 << 20
     quorum_first: bool = True
     """New entries go at once only to as many followers as a commit needs (those furthest
-    along); the others get them at the next tick, or as soon as they answer an earlier append.
+    along); the others get them at the next tick, or, while they lack committed entries (under
+    load, or catching up), as soon as they answer an earlier append.
     On a host with fewer cores than nodes, the extra follower's receive, fsync and answer
     compete with the commit path for CPU and for the disk: a lone write on a 3-node cluster on
     2 cores measured about 0.2 ms faster (bench/PROFILE.md, section 8). A follower that stops

@@ -120,8 +120,8 @@ class RaftNode:
         self._dropped_reads: list[int] = []
         self._broadcast_needed = False
         self._lazy: frozenset[NodeId] = frozenset()
-        """Followers that new entries reach at ticks and on their answers, not at once (see
-        :attr:`RaftConfig.quorum_first` and :meth:`_choose_lazy`)."""
+        """Followers that new entries reach at ticks (and on their answers while they lack
+        committed entries), not at once: see RaftConfig.quorum_first and :meth:`_choose_lazy`."""
         self._commit_at_last_tick = Index(0)
         """The commit index at the previous tick: a follower told nothing up to it since then
         gets a notice (see :meth:`_tell_commit`)."""
@@ -910,7 +910,10 @@ class RaftNode:
                 return  # the commit removed us or this follower from the configuration
             if m.from_id == self._transfer_target and progress.match_index == self.log.last_index():
                 self._send_timeout_now(m.from_id)
-            self._maybe_send_append(m.from_id, send_if_empty=False)
+            if m.from_id not in self._lazy or progress.match_index < self.log.committed:
+                # A lazy follower still missing committed entries (catching up, or under load)
+                # is sent more at once; one that has them all waits for the tick.
+                self._maybe_send_append(m.from_id, send_if_empty=False)
         else:
             # A heartbeat answer (or a duplicate). Unstick a follower whose appends were lost.
             progress.probe_sent = False
