@@ -197,6 +197,7 @@ class RaftNode:
             raise ConfChangeRefused(f"node {target} is not a voter and cannot lead")
         self._transfer_target = target
         self._transfer_elapsed = 0
+        self._lazy -= {target}  # it must catch up at once
         self._log("began leadership transfer to %d", target)
         progress = self._progress[target]
         if progress.match_index == self.log.last_index():

@@ -6,7 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from raftkv.core.messages import AppendRequest, AppendResponse, Message, VoteResponse
+from raftkv.core.messages import (
+    AppendRequest,
+    AppendResponse,
+    Message,
+    TimeoutNow,
+    VoteResponse,
+)
 from raftkv.core.ready import Role
 from raftkv.core.types import Index, NodeId, Term
 from tests.core.driver import Driver, acks_for, only
@@ -126,3 +132,15 @@ def test_quorum_first_off_sends_to_every_follower_at_once() -> None:
     d = steady_leader((1, 2, 3, 4, 5), quorum_first=False)
     assert sent_entries(propose(d)) == {2: [2], 3: [2], 4: [2], 5: [2]}
     assert sent_entries(d.tick()) == {}
+
+
+def test_a_transfer_target_catches_up_at_once() -> None:
+    d = steady_leader(max_msg_bytes=1)  # one entry per append
+    propose(d, b"x")
+    propose(d, b"y")
+    d.node.transfer_leader(NodeId(3))  # lazy node 3 lacks 2 and 3
+    assert sent_entries(d.drain()) == {3: [2]}
+    out = d.step(ack(3, 2))
+    assert sent_entries(out) == {3: [3]}, "not at the next tick: the transfer waits on it"
+    assert not only(out, TimeoutNow)
+    assert only(d.step(ack(3, 3)), TimeoutNow)
