@@ -1,9 +1,10 @@
 """Two versions side by side: ``python -m bench.ab REV [--workload lone] [--rounds 16]``.
 
 A (the baseline) is git revision REV, checked out into a temporary worktree; B is this working
-tree. Each gets its own 3-node cluster on loopback, both running at once, and the same client
-process drives them in alternating rounds (A B, then B A, ...), so the host's load, which on a
-shared 2-core machine moves a lone put's p50 by a third within minutes, falls on both alike.
+tree. Each gets its own cluster on loopback (3 nodes, or ``--nodes N``), both running at once,
+and the same client process drives them in alternating rounds (A B, then B A, ...), so the
+host's load, which on a shared 2-core machine moves a lone put's p50 by a third within minutes,
+falls on both alike.
 
 Workloads, each through the client library:
 - ``lone``: 200 sequential puts per round; a round's figure is its p50 latency (ms).
@@ -68,11 +69,11 @@ async def _round(workload: str, client: AsyncClient) -> float:
     return await _load(lambda w, i: client.get(b"w%d/%d" % (w, i % 100)))
 
 
-async def compare(baseline: Path, workload: str, rounds: int) -> None:
+async def compare(baseline: Path, workload: str, rounds: int, nodes: int = 3) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="raftkv-ab-"))
     clusters = {
-        "A": RaftkvCluster(tmp / "a", source=baseline),
-        "B": RaftkvCluster(tmp / "b", source=ROOT),
+        "A": RaftkvCluster(tmp / "a", size=nodes, source=baseline),
+        "B": RaftkvCluster(tmp / "b", size=nodes, source=ROOT),
     }
     clients: dict[str, AsyncClient] = {}
     try:
@@ -110,12 +111,13 @@ def main() -> None:
     parser.add_argument("rev", help="the baseline: a git revision (A); B is the working tree")
     parser.add_argument("--workload", choices=("lone", "writers", "readers"), default="lone")
     parser.add_argument("--rounds", type=int, default=16)
+    parser.add_argument("--nodes", type=int, default=3, help="cluster size (3)")
     args = parser.parse_args()
     worktree = Path(tempfile.mkdtemp(prefix="raftkv-ab-base-")) / "src"
     subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree),
                     args.rev], check=True, capture_output=True)
     try:
-        asyncio.run(compare(worktree, args.workload, args.rounds))
+        asyncio.run(compare(worktree, args.workload, args.rounds, args.nodes))
     finally:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)],
                        check=False, capture_output=True)
