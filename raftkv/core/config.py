@@ -25,13 +25,14 @@ class RaftConfig:
     max_inflight_bytes: int = 64 << 20
     quorum_first: bool = True
     """New entries go at once only to as many followers as a commit needs (those furthest
-    along); the others get them at the next tick, or, while they lack committed entries (under
-    load, or catching up), as soon as they answer an earlier append.
-    On a host with fewer cores than nodes, the extra follower's receive, fsync and answer
-    compete with the commit path for CPU and for the disk: a lone write on a 3-node cluster on
-    2 cores measured about 0.2 ms faster (bench/PROFILE.md, section 8). A follower that stops
-    answering falls behind the others and loses its place at the next tick. False: every
-    follower at once, as etcd's raft does."""
+    along). The others get them with the next heartbeat; at the next tick if entries from before
+    the previous tick are still uncommitted (a slow or lost eager follower: a stall lasts at most
+    two ticks); and, while they lack committed entries (under load, or catching up), as soon as
+    they answer an earlier append. On a host with fewer cores than nodes, the extra follower's
+    receive, fsync and answer compete with the commit path for CPU and for the disk: a lone
+    write on a 3-node cluster on 2 cores measured about 0.5 ms faster (bench/PROFILE.md,
+    section 8). A follower that stops answering falls behind the others and loses its place at
+    the next tick. False: every follower at once, as etcd's raft does."""
     max_uncommitted_entries: int = 100_000
     """Proposals beyond this many uncommitted entries are refused (backpressure)."""
     max_committed_bytes_per_ready: int = 16 << 20

@@ -120,8 +120,10 @@ class RaftNode:
         self._dropped_reads: list[int] = []
         self._broadcast_needed = False
         self._lazy: frozenset[NodeId] = frozenset()
-        """Followers that new entries reach at ticks (and on their answers while they lack
-        committed entries), not at once: see RaftConfig.quorum_first and :meth:`_choose_lazy`."""
+        """Followers that new entries reach with the heartbeat, after a stalled tick, or on
+        their answers while they lack committed entries; not at once. See
+        RaftConfig.quorum_first and :meth:`_choose_lazy`."""
+        self._last_index_at_last_tick = Index(0)
         self._commit_at_last_tick = Index(0)
         """The commit index at the previous tick: a follower told nothing up to it since then
         gets a notice (see :meth:`_tell_commit`)."""
@@ -676,9 +678,19 @@ class RaftNode:
                 self._log("aborted leadership transfer to %d", self._transfer_target)
                 self._transfer_target = NO_NODE
         self._choose_lazy()
+        # Lazy followers catch up with the heartbeat, or at once if entries that existed at
+        # the previous tick are still uncommitted (an eager follower is slow or gone): a stall
+        # then lasts at most two ticks. Otherwise a lone writer's lazy follower would take an
+        # append, an fsync and an answer every tick, next to the commit path.
+        stalled = self.log.committed < self._last_index_at_last_tick
+        self._last_index_at_last_tick = self.log.last_index()
+        wake_lazy = stalled or self._heartbeat_elapsed >= self.config.heartbeat_ticks
         for peer, progress in self._progress.items():
-            if peer != self.id and progress.state == ProgressState.REPLICATE:
-                # What a lazy follower (or one that just stopped being lazy) still lacks.
+            if peer == self.id or progress.state != ProgressState.REPLICATE:
+                continue
+            if wake_lazy or peer not in self._lazy:
+                # What it lacks (an eager follower lacks something only if it just stopped
+                # being lazy or its window was full).
                 self._maybe_send_append(peer, send_if_empty=False)
         settled, self._commit_at_last_tick = self._commit_at_last_tick, self.log.committed
         if self._heartbeat_elapsed >= self.config.heartbeat_ticks:
