@@ -124,6 +124,8 @@ class RaftNode:
         their answers while they lack committed entries; not at once. See
         RaftConfig.quorum_first and :meth:`_choose_lazy`."""
         self._last_index_at_last_tick = Index(0)
+        """Entries up to here existed at the previous tick: uncommitted now, they wake the
+        lazy followers (see :meth:`_tick_leader`)."""
         self._commit_at_last_tick = Index(0)
         """The commit index at the previous tick: a follower told nothing up to it since then
         gets a notice (see :meth:`_tell_commit`)."""
@@ -433,6 +435,7 @@ class RaftNode:
         self._transfer_target = NO_NODE
         self._progress = {}
         self._lazy = frozenset()
+        self._last_index_at_last_tick = Index(0)
         self._seq = 0
         self._seq_needed = False
         self._drop_reads()
@@ -925,7 +928,7 @@ class RaftNode:
                 self._send_timeout_now(m.from_id)
             if m.from_id not in self._lazy or progress.match_index < self.log.committed:
                 # A lazy follower still missing committed entries (catching up, or under load)
-                # is sent more at once; one that has them all waits for the tick.
+                # is sent more at once; one that has them all waits (see _tick_leader).
                 self._maybe_send_append(m.from_id, send_if_empty=False)
         else:
             # A heartbeat answer (or a duplicate). Unstick a follower whose appends were lost.
