@@ -687,7 +687,8 @@ class RaftNode:
         # append, an fsync and an answer every tick, next to the commit path.
         stalled = self.log.committed < self._last_index_at_last_tick
         self._last_index_at_last_tick = self.log.last_index()
-        wake_lazy = stalled or self._heartbeat_elapsed >= self.config.heartbeat_ticks
+        heartbeat_due = self._heartbeat_elapsed >= self.config.heartbeat_ticks
+        wake_lazy = stalled or heartbeat_due
         for peer, progress in self._progress.items():
             if peer == self.id or progress.state != ProgressState.REPLICATE:
                 continue
@@ -696,7 +697,7 @@ class RaftNode:
                 # being lazy or its window was full).
                 self._maybe_send_append(peer, send_if_empty=False)
         settled, self._commit_at_last_tick = self._commit_at_last_tick, self.log.committed
-        if self._heartbeat_elapsed >= self.config.heartbeat_ticks:
+        if heartbeat_due:
             self._heartbeat_elapsed = 0
             # A follower sent an append within this tick needs no heartbeat: the append resets
             # its election timer and carries the commit index. The longest silence a follower
@@ -735,7 +736,7 @@ class RaftNode:
         voters = [p for p in steady if p in membership.voters and p != self._transfer_target]
         voters.sort(key=lambda p: (-self._progress[p].match_index, p in self._lazy, p))
         needed = len(membership.voters) // 2
-        lazy = voters[needed:] if len(voters) > needed else []
+        lazy = voters[needed:]
         lazy.extend(p for p in steady if p in membership.learners)
         self._lazy = frozenset(lazy)
 

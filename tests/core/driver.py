@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
 from raftkv.core.config import RaftConfig
-from raftkv.core.membership import Membership, membership_of
+from raftkv.core.membership import Membership
 from raftkv.core.messages import AppendRequest, AppendResponse, Message, VoteResponse
 from raftkv.core.raft import RaftNode
 from raftkv.core.ready import Ready
@@ -44,12 +44,13 @@ class Driver:
         outgoing: Iterable[int] = (),
         **config: Any,
     ) -> None:
-        membership = membership_of(voters, learners)
-        if outgoing:  # a joint configuration
-            membership = Membership(
-                voters=membership.voters, learners=membership.learners, outgoing=frozenset(outgoing)
+        self.storage = MemoryStorage(
+            Membership(  # joint when ``outgoing`` names the old voters
+                voters=frozenset(voters),
+                learners=frozenset(learners),
+                outgoing=frozenset(outgoing),
             )
-        self.storage = MemoryStorage(membership)
+        )
         if log_terms:
             self.storage.append(entries_of(*log_terms))
         self.storage.set_hard_state(
