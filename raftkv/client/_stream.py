@@ -13,6 +13,11 @@ Rules:
 - grpc.aio takes one write at a time: writes queue on a lock. One reader task per stream matches
   answers to waiting batches by id.
 - A server without the method (UNIMPLEMENTED) is remembered; the batcher then uses KV.Batch.
+- Closing half-closes each stream and waits (at most CLOSE_WAIT_S) for its server to end it, so
+  every grpc operation of the call completes on the running loop. A call cancelled with
+  operations in flight has them completed later by grpc's one poller per process, on whichever
+  loop it wakes next; if the call's own loop is closed by then (``asyncio.run`` returned, a
+  blocking Client closed), that loop logs "RuntimeError: Event loop is closed" for it.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ __all__ = ["BatchStreams"]
 
 PATH = "/raftkv.v1.KV/BatchStream"
 _CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
+CLOSE_WAIT_S = 1.0
+"""How long closing waits for the servers to end their streams before cancelling them."""
 _BROKEN = AttemptFailed(
     "UNAVAILABLE", "the batch stream broke", leader_hint=None, server_spoke=False
 )
@@ -125,6 +132,14 @@ class _Stream:
         return self.failure is not None or self._call.done()
 
     async def close(self) -> None:
+        """End the stream: half-close it and let the server finish it (after answering what
+        it was sent); cancel it only if that does not happen within CLOSE_WAIT_S."""
+        if not self.ended:
+            with contextlib.suppress(grpc.aio.AioRpcError, asyncio.InvalidStateError, TimeoutError):
+                async with asyncio.timeout(CLOSE_WAIT_S):
+                    async with self._write_lock:
+                        await self._call.done_writing()
+                    await asyncio.wait([self._reader])
         self._call.cancel()
         self._reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -166,5 +181,4 @@ class BatchStreams:
 
     async def close(self) -> None:
         streams, self._streams = self._streams, {}
-        for stream in streams.values():
-            await stream.close()
+        await asyncio.gather(*(stream.close() for stream in streams.values()))

@@ -9,13 +9,17 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
 from raftkv.client import AsyncClient, Client
+from raftkv.client._stream import CLOSE_WAIT_S
 from raftkv.errors import InvalidArgument
 from raftkv.pb import kv_pb2
 from tests.integration.harness import Cluster, ready_cluster
@@ -147,6 +151,40 @@ def test_closing_a_blocking_client_leaves_no_pending_grpc_task(
     assert not [r.getMessage() for r in caplog.records if r.name == "asyncio"]
 
 
+def test_closing_a_client_lets_the_server_end_its_stream(real: Cluster) -> None:
+    """Close half-closes the stream and the server ends it: the call finishes with the server's
+    OK, not a local CANCELLED whose grpc operations would complete after the loop is gone."""
+
+    async def main() -> tuple[Any, Any]:
+        client = AsyncClient(endpoints(real), timeout=10.0)
+        await client.put("closing/1", "1")
+        assert client._batcher is not None and client._batcher._streams is not None
+        streams = list(client._batcher._streams._streams.values())
+        await client.close()
+        return [await stream._call.code() for stream in streams], streams
+
+    codes, streams = asyncio.run(main())
+    assert codes and codes == [grpc.StatusCode.OK] * len(streams)
+
+
+def test_many_event_loops_with_clients_log_nothing(
+    real: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``asyncio.run`` after ``asyncio.run``, each with a client whose stream was used: grpc's
+    one poller per process must find no operation of an earlier, closed loop still in flight
+    (else the next loop logs "RuntimeError: Event loop is closed" on the program's stderr)."""
+    caplog.set_level(logging.ERROR, logger="asyncio")
+
+    async def main(i: int) -> bytes | None:
+        async with AsyncClient(endpoints(real), timeout=10.0) as client:
+            await client.put(f"loops/{i}", "v")
+            return await client.get(f"loops/{i}")
+
+    for i in range(30):
+        assert asyncio.run(main(i)) == b"v"
+    assert not [r.getMessage() for r in caplog.records if r.name == "asyncio"]
+
+
 def test_coalesce_off_uses_unary_calls_against_a_real_cluster(real: Cluster) -> None:
     async def main() -> list[tuple[str, Any]]:
         async with AsyncClient(endpoints(real), timeout=10.0, coalesce=False) as client:
@@ -188,3 +226,29 @@ def test_lone_operations_ride_the_stream_and_survive_a_leader_kill(tmp_path: Pat
     assert values == [f"v{i}".encode() for i in range(10)]
     assert {path for path, _ in calls} == {STREAM}, "a lone operation left as a unary call"
     assert len(set(addresses)) >= 2, "the same node answered before and after its kill"
+
+
+def test_closing_gives_up_on_a_stopped_server_after_the_wait(tmp_path: Path) -> None:
+    """A node that never ends the stream (SIGSTOP) holds close for CLOSE_WAIT_S, no longer;
+    then the stream is cancelled."""
+    with ready_cluster(tmp_path) as cluster:
+
+        async def main() -> tuple[float, Any]:
+            client = AsyncClient(endpoints(cluster), timeout=10.0)
+            await client.put("stopped/1", "1")
+            assert client._batcher is not None and client._batcher._streams is not None
+            ((address, stream),) = client._batcher._streams._streams.items()
+            (node,) = [node for node in cluster.nodes if node.address == address]
+            assert node.proc is not None
+            node.proc.send_signal(signal.SIGSTOP)
+            try:
+                started = time.monotonic()
+                await client.close()
+                took = time.monotonic() - started
+            finally:
+                node.proc.send_signal(signal.SIGCONT)
+            return took, await stream._call.code()
+
+        took, code = asyncio.run(main())
+    assert CLOSE_WAIT_S <= took < CLOSE_WAIT_S + 2.0
+    assert code == grpc.StatusCode.CANCELLED
