@@ -206,8 +206,21 @@ class LevelDB:
         return Snapshot(self._db.snapshot(), self.path)
 
     def sync(self) -> None:
-        """Make every earlier write durable (LevelDB's log is sequential: one synced write does)."""
+        """Make every earlier write durable.
+
+        One synced write makes LevelDB's current log file durable up to it, and so every earlier
+        write in that file. But when a memtable fills, LevelDB starts a new log file and closes
+        the old one without syncing it; the old file's writes become durable when its memtable
+        has been written to a synced table, and only then does LevelDB delete the file. So an
+        older log file still present means writes not yet durable: flush them (rare, and short:
+        LevelDB is already writing that table)."""
         self._db.put(_SYNC_KEY, b"", sync=True)
+        if len(self.log_files()) > 1:
+            self.flush()
+
+    def log_files(self) -> list[Path]:
+        """LevelDB's write-ahead log files (``NNNNNN.log``; its info log is ``LOG``)."""
+        return sorted(self.path.glob("*.log"))
 
     def flush(self) -> None:
         """Make every earlier write durable, also across LevelDB's log switches: the memtable is
