@@ -21,6 +21,7 @@ from raftkv.cli import event_loop
 from raftkv.cli.certs import certs
 from raftkv.cli.health import health
 from raftkv.cli.security_flags import security_from_flags, security_options
+from raftkv.client.credentials import read_token_file
 from raftkv.core.membership import membership_of
 from raftkv.core.types import NodeId
 from raftkv.kv.restore import restore_backup
@@ -71,6 +72,14 @@ def main() -> None:
     default="",
     envvar="RAFTKV_JOIN",
     help="ADDR[,ADDR...] of running members: join that cluster as a learner (empty --data-dir).",
+)
+@click.option(
+    "--join-token-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    envvar="RAFTKV_JOIN_TOKEN_FILE",
+    help="File holding an admin bearer token (its first word) for --join's request, when the "
+    "cluster checks tokens (--auth-token-file).",
 )
 @click.option(
     "--auto-promote-lag",
@@ -139,6 +148,7 @@ def serve(
     listen: str,
     cluster: str,
     join: str,
+    join_token_file: Path | None,
     auto_promote_lag: int,
     data_dir: Path,
     advertise: str,
@@ -172,22 +182,37 @@ def serve(
             auto_promote_lag=auto_promote_lag,
         )
         seeds = prepare_start(settings, cluster_flag=cluster, join_flag=join)
+        join_token = _join_token(join_token_file, seeds)
     except SettingsError as exc:
         _fail(str(exc), EXIT_USAGE)
     configure_logging(level=log_level, fmt=log_format, node_id=node_id)
     try:
-        event_loop.run(_serve(settings, security, seeds))
+        event_loop.run(_serve(settings, security, seeds, join_token))
     except event_loop.EventLoopChoiceError as exc:
         _fail(str(exc), EXIT_USAGE)
     except (SettingsError, StorageError, OSError) as exc:
         _fail(f"node {node_id} cannot start: {exc}", EXIT_STARTUP_FAILED)
 
 
+def _join_token(path: Path | None, seeds: list[str]) -> str | None:
+    if path is None:
+        return None
+    if not seeds:
+        raise SettingsError("--join-token-file is only used with --join")
+    try:
+        return read_token_file(path)
+    except ValueError as exc:
+        raise SettingsError(f"--join-token-file: {exc}") from None
+
+
 async def _serve(
-    settings: Settings, security: SecurityOptions | None = None, join: list[str] | None = None
+    settings: Settings,
+    security: SecurityOptions | None = None,
+    join: list[str] | None = None,
+    join_token: str | None = None,
 ) -> None:
     if join:
-        await join_cluster(settings, join, security=security)
+        await join_cluster(settings, join, security=security, token=join_token)
     server = NodeServer(settings, security=security)
     loop = asyncio.get_running_loop()
     log.info("event loop: %s", event_loop.loop_name())

@@ -7,6 +7,8 @@ Rules:
   until one answers or ``timeout_s`` passes; UNAVAILABLE, DEADLINE_EXCEEDED and "another change
   is in progress" are retried, other refusals end the join with the cluster's message. A node that
   is already a member at this address (an earlier attempt got through) counts as joined.
+- A cluster that checks tokens needs an admin's for MemberAdd (``--join-token-file``); it is sent
+  as ``authorization: Bearer``, as raftkv-cli sends it, and a refusal says which flag to pass.
 - The data directory is then bootstrapped with the cluster's id and an EMPTY configuration: the
   node never campaigns on its own, and learns the real configuration from the leader's log or
   snapshot. The answer's member addresses seed the node's address table.
@@ -32,6 +34,7 @@ from raftkv.server.settings import Settings, SettingsError, parse_address
 log = logging.getLogger(__name__)
 
 _RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+_AUTH_REFUSALS = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED}
 
 
 class JoinError(SettingsError):
@@ -79,18 +82,20 @@ async def join_cluster(
     seeds: list[str],
     *,
     security: SecurityOptions | None = None,
+    token: str | None = None,
     timeout_s: float = 60.0,
 ) -> None:
     """Become a learner of the cluster at ``seeds``; bootstrap the data dir; seed addresses."""
     credentials = Security.load(security).node_channel_credentials()
     address = settings.advertised
     request = kv_pb2.MemberAddRequest(id=settings.node_id, address=address, learner=True)
+    metadata = (("authorization", f"Bearer {token}"),) if token else ()
     deadline = time.monotonic() + timeout_s
     last = "no answer"
     while time.monotonic() < deadline:
         for seed in seeds:
             try:
-                answer = await _ask(seed, request, credentials)
+                answer = await _ask(seed, request, credentials, metadata)
             except _Retry as exc:
                 last = f"{seed}: {exc}"
                 continue
@@ -105,7 +110,10 @@ class _Retry(Exception):
 
 
 async def _ask(
-    seed: str, request: kv_pb2.MemberAddRequest, credentials: Any
+    seed: str,
+    request: kv_pb2.MemberAddRequest,
+    credentials: Any,
+    metadata: tuple[tuple[str, str], ...],
 ) -> kv_pb2.MemberListResponse:
     if credentials is None:
         channel = grpc.aio.insecure_channel(seed)
@@ -114,7 +122,9 @@ async def _ask(
     async with channel:
         stub = kv_pb2_grpc.ClusterStub(channel)  # type: ignore[no-untyped-call]
         try:
-            answer: kv_pb2.MemberListResponse = await stub.MemberAdd(request, timeout=10.0)
+            answer: kv_pb2.MemberListResponse = await stub.MemberAdd(
+                request, timeout=10.0, metadata=metadata
+            )
             log.info("joined as learner %d through %s", request.id, seed)
             return answer
         except grpc.aio.AioRpcError as exc:
@@ -123,11 +133,17 @@ async def _ask(
             raise _Retry(details)
         if code == grpc.StatusCode.FAILED_PRECONDITION and "already a member" in details:
             members: kv_pb2.MemberListResponse = await stub.MemberList(
-                kv_pb2.MemberListRequest(), timeout=10.0
+                kv_pb2.MemberListRequest(), timeout=10.0, metadata=metadata
             )
             if any(m.id == request.id and m.address == request.address for m in members.members):
                 log.info("already a member at %s (an earlier attempt got through)", request.address)
                 return members
+        if code in _AUTH_REFUSALS:
+            details += (
+                " (the cluster checks tokens: pass an admin token with --join-token-file)"
+                if not metadata
+                else " (--join-token-file must hold a token with the admin role)"
+            )
         raise JoinError(f"the cluster refused to add node {request.id}: {details}")
 
 

@@ -3,6 +3,8 @@ vouch for them), admin calls forwarded to the leader keep the caller's role."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -90,3 +92,69 @@ def test_health_needs_no_token(cluster: TokenCluster, tmp_path: Path) -> None:
 
     stub = health_pb2_grpc.HealthStub(cluster.nodes[0].channel)
     stub.Check(health_pb2.HealthCheckRequest(), timeout=5)
+
+
+def test_join_sends_the_admin_token_from_its_file(tmp_path: Path) -> None:
+    """A cluster that checks tokens refuses --join without an admin token, saying which flag
+    to pass; with --join-token-file the node joins and is promoted."""
+    from tests.integration.harness import env, wait_for
+    from tests.integration.test_membership import Joiner
+
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"{ADMIN_TOKEN} admin\n{USER_TOKEN} user\n")
+    admin_file, user_file = tmp_path / "admin-token", tmp_path / "user-token"
+    admin_file.write_text(f"{ADMIN_TOKEN}\n")
+    user_file.write_text(f"# a comment line first\n{USER_TOKEN}\n")
+    (tmp_path / "cluster").mkdir()
+    c = TokenCluster(tmp_path / "cluster", 3, ("--auth-token-file", str(tokens)))
+    joiners: list[Joiner] = []
+
+    def refusal(node_id: int, *extra: str) -> str:
+        joiner = Joiner(c, node_id)
+        joiner.extra = extra
+        joiners.append(joiner)
+        joiner.start()
+        assert joiner.proc is not None
+        assert joiner.proc.wait(60) != 0
+        joiner.proc = None
+        return joiner.log_path.read_text()
+
+    # Misuse is a usage error before anything starts.
+    empty = tmp_path / "empty-token"
+    empty.write_text("# nothing\n")
+    serve = [sys.executable, "-m", "raftkv.cli.server_main", "serve", "--id", "7"]
+    serve += ["--listen", "127.0.0.1:1", "--data-dir", str(tmp_path / "x")]
+    for flags, message in [
+        (["--cluster", "7=127.0.0.1:1", "--join-token-file", str(admin_file)], "only used with"),
+        (["--join", "127.0.0.1:1", "--join-token-file", str(empty)], "no token in it"),
+    ]:
+        bad = subprocess.run(
+            [*serve, *flags], capture_output=True, text=True, env=env(), timeout=30, check=False
+        )
+        assert bad.returncode == 2 and message in bad.stderr, bad.stderr
+        assert "Traceback" not in bad.stderr
+
+    c.start()
+    try:
+        _leader_and_follower(c)
+        assert "pass an admin token with --join-token-file" in refusal(5)
+        assert "must hold a token with the admin role" in refusal(
+            6, "--join-token-file", str(user_file)
+        )
+        joined = Joiner(c, 4)
+        joined.extra = ("--join-token-file", str(admin_file))
+        joiners.append(joined)
+        joined.start()
+
+        def voters() -> set[int]:
+            r = c.nodes[0].admin.MemberList(
+                kv_pb2.MemberListRequest(), timeout=2, metadata=_md(USER_TOKEN)
+            )
+            return {m.id for m in r.members if not m.learner}
+
+        assert wait_for(lambda: voters() == {1, 2, 3, 4}, 60, "node 4 joined and promoted")
+    finally:
+        for joiner in joiners:
+            if joiner.proc is not None:
+                joiner.kill()
+        c.stop()
