@@ -363,11 +363,14 @@ def _emit_json_array(items: Iterable[dict[str, str]]) -> None:
 def status(ctx: click.Context) -> None:
     """Show every node: id, address, role, term, leader, commit, applied, lag.
 
-    Nodes that do not answer are shown as down; exit 3 only if none answers.
+    Nodes that do not answer are shown as down; exit 3 only if none answers. A follower the
+    leader sends new entries only with heartbeats is shown as "follower (lazy)": it may trail
+    by a heartbeat's writes while the others commit.
     """
     nodes = _client(ctx).status_all()
     if _json_mode(ctx):
-        _emit_json([_status_json(node, _lag(node, nodes)) for node in nodes])
+        lazy = _lazy_followers(nodes)
+        _emit_json([_status_json(node, _lag(node, nodes), lazy) for node in nodes])
     else:
         for line in _status_table(nodes):
             click.echo(line)
@@ -383,7 +386,18 @@ def _lag(node: NodeStatus, nodes: list[NodeStatus]) -> int | None:
     return max(0, commit - node.applied_index)
 
 
-def _status_json(node: NodeStatus, lag: int | None) -> dict[str, Any]:
+def _lazy_followers(nodes: list[NodeStatus]) -> set[int]:
+    """Followers that a leader among ``nodes`` reports as lazy."""
+    return {
+        follower.id
+        for node in nodes
+        if node.up and node.role == "leader"
+        for follower in node.followers
+        if follower.lazy
+    }
+
+
+def _status_json(node: NodeStatus, lag: int | None, lazy: set[int]) -> dict[str, Any]:
     if not node.up:
         return {"id": node.id, "address": node.address, "up": False, "error": node.error}
     return {
@@ -398,6 +412,7 @@ def _status_json(node: NodeStatus, lag: int | None) -> dict[str, Any]:
         "applied_index": node.applied_index,
         "last_index": node.last_index,
         "lag": lag,
+        "lazy": node.id in lazy,
         "cluster_id": node.cluster_id,
         "version": node.version,
     }
@@ -406,6 +421,7 @@ def _status_json(node: NodeStatus, lag: int | None) -> dict[str, Any]:
 def _status_table(nodes: list[NodeStatus]) -> list[str]:
     header = ("ID", "ADDRESS", "ROLE", "TERM", "LEADER", "COMMIT", "APPLIED", "LAG")
     rows = [header]
+    lazy = _lazy_followers(nodes)
     for node in nodes:
         node_id = str(node.id) if node.id else "?"
         if not node.up:
@@ -415,7 +431,7 @@ def _status_table(nodes: list[NodeStatus]) -> list[str]:
             (
                 node_id,
                 node.address,
-                node.role,
+                f"{node.role} (lazy)" if node.id in lazy else node.role,
                 str(node.term),
                 str(node.leader_id) if node.leader_id else "-",
                 str(node.commit_index),

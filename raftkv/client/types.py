@@ -92,6 +92,8 @@ class FollowerProgress:
     next_index: int
     state: str
     inflight: int
+    lazy: bool = False
+    """Sent new entries only with heartbeats: it may trail by a heartbeat's writes."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -145,6 +147,7 @@ class NodeStatus:
                     next_index=f.next_index,
                     state=f.state,
                     inflight=f.inflight,
+                    lazy=f.lazy,
                 )
                 for f in msg.followers
             ),

@@ -71,6 +71,9 @@ class FollowerStatus:
     inflight: int
     ticks_since_contact: int
     is_learner: bool
+    lazy: bool = False
+    """Sent new entries only with heartbeats, on a stalled commit or while it lacks committed
+    ones (``RaftConfig.quorum_first``): its match index may trail by a heartbeat's writes."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -366,6 +369,7 @@ class RaftNode:
                 inflight=len(p.inflights),
                 ticks_since_contact=p.ticks_since_contact,
                 is_learner=p.is_learner,
+                lazy=peer in self._lazy,
             )
             for peer, p in sorted(self._progress.items())
             if peer != self.id

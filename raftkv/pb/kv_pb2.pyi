@@ -277,18 +277,20 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class FollowerStatus(_message.Message):
-    __slots__ = ("id", "match_index", "next_index", "state", "inflight")
+    __slots__ = ("id", "match_index", "next_index", "state", "inflight", "lazy")
     ID_FIELD_NUMBER: _ClassVar[int]
     MATCH_INDEX_FIELD_NUMBER: _ClassVar[int]
     NEXT_INDEX_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     INFLIGHT_FIELD_NUMBER: _ClassVar[int]
+    LAZY_FIELD_NUMBER: _ClassVar[int]
     id: int
     match_index: int
     next_index: int
     state: str
     inflight: int
-    def __init__(self, id: _Optional[int] = ..., match_index: _Optional[int] = ..., next_index: _Optional[int] = ..., state: _Optional[str] = ..., inflight: _Optional[int] = ...) -> None: ...
+    lazy: bool
+    def __init__(self, id: _Optional[int] = ..., match_index: _Optional[int] = ..., next_index: _Optional[int] = ..., state: _Optional[str] = ..., inflight: _Optional[int] = ..., lazy: _Optional[bool] = ...) -> None: ...
 
 class Member(_message.Message):
     __slots__ = ("id", "address", "learner")

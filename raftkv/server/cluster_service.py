@@ -140,6 +140,7 @@ def describe_status(
                 next_index=f.next_index,
                 state=f.state.value,
                 inflight=f.inflight,
+                lazy=f.lazy,
             )
             for f in status.followers
         ],

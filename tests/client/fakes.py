@@ -286,6 +286,14 @@ class FakeCluster:
             applied_index=10 if node == leader else 8,
             last_index=10,
             members=members,
+            # As a quorum-first leader of three: one follower eager, the last one lazy.
+            followers=[
+                kv_pb2.FollowerStatus(
+                    id=i + 1, match_index=10, state="replicate", lazy=i == len(self.addresses) - 1
+                )
+                for i in range(len(self.addresses))
+                if node == leader and i != leader
+            ],
             cluster_id="c1",
         )
 

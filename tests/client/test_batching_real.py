@@ -203,6 +203,9 @@ def test_sync_client_against_a_real_cluster(real: Cluster) -> None:
         assert client.get("sync") == b"1"
         assert client.cas("sync", "1", "2") is True
         assert client.delete("sync") is True
+        # The leader of three replicates to one follower at once; the other is lazy.
+        (leader,) = [n for n in client.status_all() if n.role == "leader"]
+        assert sorted(f.lazy for f in leader.followers) == [False, True]
 
 
 def test_lone_operations_ride_the_stream_and_survive_a_leader_kill(tmp_path: Path) -> None:

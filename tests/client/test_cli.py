@@ -127,11 +127,19 @@ def test_status_table_with_a_node_down(cluster: FakeCluster) -> None:
     assert lines[3].split() == ["3", cluster.addresses[2], "down", "-", "-", "-", "-", "-"]
 
 
+def test_status_marks_the_follower_the_leader_calls_lazy(cluster: FakeCluster) -> None:
+    result = cli(cluster, "status")
+    assert result.exit_code == 0, result.stderr
+    roles = [line.split()[2:-5] for line in result.stdout.splitlines()[1:]]
+    assert roles == [["leader"], ["follower"], ["follower", "(lazy)"]]
+
+
 def test_status_json(cluster: FakeCluster) -> None:
     cluster.kill(1)
     nodes = json.loads(cli(cluster, "-w", "json", "status").stdout)
     assert [(n["id"], n["up"]) for n in nodes] == [(1, True), (2, False), (3, True)]
     assert nodes[0]["role"] == "leader" and nodes[2]["lag"] == 2
+    assert [nodes[0]["lazy"], nodes[2]["lazy"]] == [False, True]
     assert nodes[1]["error"]
 
 

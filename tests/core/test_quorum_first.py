@@ -146,6 +146,22 @@ def test_learners_are_always_lazy() -> None:
     assert {3: [2], 4: [2]} in [sent_entries(d.tick()) for _ in range(heartbeat)]
 
 
+def lazy_in_status(d: Driver) -> dict[int, bool]:
+    return {f.node_id: f.lazy for f in d.node.status().followers}
+
+
+def test_status_says_which_followers_are_lazy() -> None:
+    """What `raftkv-cli status` shows as "follower (lazy)": the leader's current choice."""
+    d = steady_leader((1, 2, 3), learners=(4,))
+    assert lazy_in_status(d) == {2: False, 3: True, 4: True}
+    propose(d, b"x")  # to node 2, which never answers
+    ticks_until_entries(d, 3, 2)
+    d.step(ack(3, 2))
+    d.tick()  # node 3 is now further along than node 2: they swap
+    assert lazy_in_status(d) == {2: True, 3: False, 4: True}
+    assert not any(lazy_in_status(steady_leader((1, 2, 3), quorum_first=False)).values())
+
+
 def test_every_follower_gets_a_write_at_once_while_the_configuration_is_joint() -> None:
     d = steady_leader((1, 2, 3), outgoing=(1, 2, 4))
     assert sent_entries(propose(d)) == {2: [2], 3: [2], 4: [2]}
