@@ -17,7 +17,7 @@ Rules:
   every grpc operation of the call completes on the running loop. A call cancelled with
   operations in flight has them completed later by grpc's one poller per process, on whichever
   loop it wakes next; if the call's own loop is closed by then (``asyncio.run`` returned, a
-  blocking Client closed), that loop logs "RuntimeError: Event loop is closed" for it.
+  blocking Client closed), the loop handling them logs "RuntimeError: Event loop is closed".
 """
 
 from __future__ import annotations
