@@ -966,7 +966,10 @@ class RaftNode:
             for read in waiting:
                 self._register_read(read.context, read.origin)
         membership = self.membership
-        configs_committed = self._configs and self._configs[-1][0] <= self.log.committed
+        # No configuration entry left in the log: the membership is the snapshot's, committed.
+        # (A joint one there must still be left: a leader elected after the joint entry was
+        # compacted away, and before anyone appended the leave, is the only one who can.)
+        configs_committed = not self._configs or self._configs[-1][0] <= self.log.committed
         if membership.is_joint and configs_committed:
             # The joint configuration is committed: move on to the new one alone.
             final = Membership(voters=membership.voters, learners=membership.learners)
