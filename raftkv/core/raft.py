@@ -821,6 +821,11 @@ class RaftNode:
                 del self._progress[peer]
         for peer, progress in self._progress.items():
             progress.is_learner = peer in membership.learners
+        # A read round counts acknowledgements by the configuration in force. One that shrank
+        # (joint to new) may be satisfied by those already in, and the voters it dropped will
+        # not answer: count again now, or the round (and every read queued behind it) waits
+        # for good, as the next round starts only when this one ends.
+        self._release_confirmed_reads()
 
     def _maybe_send_append(self, peer: NodeId, *, send_if_empty: bool) -> bool:
         progress = self._progress[peer]
