@@ -68,7 +68,12 @@ _caller_token: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 
 def outgoing_metadata() -> tuple[tuple[str, str], ...]:
     """Metadata that carries the current caller's token on a forwarded call (empty if none)."""
-    token = _caller_token.get()
+    return bearer_metadata(_caller_token.get())
+
+
+def bearer_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
+    """The call metadata that carries ``token`` as :func:`_bearer` reads it (none without one).
+    The client library has its twin (raftkv.client may not import the server)."""
     return ((AUTH_METADATA_KEY, "Bearer " + token),) if token else ()
 
 

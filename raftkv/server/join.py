@@ -28,6 +28,7 @@ from raftkv.core.types import NodeId
 from raftkv.kv.node_storage import open_node_storage
 from raftkv.pb import kv_pb2, kv_pb2_grpc
 from raftkv.server.app import existing_cluster_id
+from raftkv.server.auth import bearer_metadata
 from raftkv.server.security import Security, SecurityOptions
 from raftkv.server.settings import Settings, SettingsError, parse_address
 
@@ -89,7 +90,7 @@ async def join_cluster(
     credentials = Security.load(security).node_channel_credentials()
     address = settings.advertised
     request = kv_pb2.MemberAddRequest(id=settings.node_id, address=address, learner=True)
-    metadata = (("authorization", f"Bearer {token}"),) if token else ()
+    metadata = bearer_metadata(token)
     deadline = time.monotonic() + timeout_s
     last = "no answer"
     while time.monotonic() < deadline:
