@@ -10,10 +10,11 @@ simulator, seed 11796 of the membership schedules.)
 from __future__ import annotations
 
 from raftkv.core.membership import Membership, decode_membership
-from raftkv.core.messages import AppendResponse, VoteResponse
+from raftkv.core.messages import VoteResponse
 from raftkv.core.ready import Role
 from raftkv.core.types import EntryKind, Index, NodeId, Term
 from tests.core.driver import Driver
+from tests.core.test_quorum_first import ack
 
 
 def test_a_leader_whose_joint_configuration_came_from_a_snapshot_leaves_it() -> None:
@@ -23,11 +24,7 @@ def test_a_leader_whose_joint_configuration_came_from_a_snapshot_leaves_it() -> 
     d.drain()
     d.step(VoteResponse(from_id=NodeId(2), to_id=NodeId(1), term=Term(1), granted=True))
     assert d.node.role == Role.LEADER and d.node.membership.is_joint
-    d.step(  # node 2 holds the no-op: a majority of both halves
-        AppendResponse(
-            from_id=NodeId(2), to_id=NodeId(1), term=Term(1), success=True, match_index=Index(1)
-        )
-    )
+    d.step(ack(2, 1))  # node 2 holds the no-op: a majority of both halves
     assert d.node.commit_index == 1
     (leave,) = [e for e in d.storage.entries(Index(1), Index(3)) if e.kind == EntryKind.CONF_CHANGE]
     assert leave.index == 2

@@ -59,9 +59,15 @@ def ticks_until_entries(d: Driver, peer: int, limit: int) -> tuple[int, AppendRe
     raise AssertionError(f"node {peer} was sent no entries in {limit} ticks")
 
 
-def ack(frm: int, match: int) -> AppendResponse:
+def ack(frm: int, match: int, seq: int = 0) -> AppendResponse:
+    """Node ``frm``'s success answer to leader 1 at term 1 (``seq``: the read round it echoes)."""
     return AppendResponse(
-        from_id=NodeId(frm), to_id=NodeId(1), term=Term(1), success=True, match_index=Index(match)
+        from_id=NodeId(frm),
+        to_id=NodeId(1),
+        term=Term(1),
+        success=True,
+        match_index=Index(match),
+        seq=seq,
     )
 
 

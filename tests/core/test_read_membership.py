@@ -9,21 +9,9 @@ and the dropped voters will never answer. (Found by the simulator, membership se
 from __future__ import annotations
 
 from raftkv.core.membership import Membership
-from raftkv.core.messages import AppendRequest, AppendResponse
-from raftkv.core.types import Index, NodeId, Term
+from raftkv.core.messages import AppendRequest
 from tests.core.driver import only
-from tests.core.test_quorum_first import steady_leader
-
-
-def answer(frm: int, match: int, seq: int) -> AppendResponse:
-    return AppendResponse(
-        from_id=NodeId(frm),
-        to_id=NodeId(1),
-        term=Term(1),
-        success=True,
-        match_index=Index(match),
-        seq=seq,
-    )
+from tests.core.test_quorum_first import ack, steady_leader
 
 
 def test_a_read_round_sent_while_joint_ends_when_the_configuration_shrinks() -> None:
@@ -32,8 +20,8 @@ def test_a_read_round_sent_while_joint_ends_when_the_configuration_shrinks() -> 
     d.drain()
     d.node.read_index(77)
     seq = max(m.seq for m in only(d.drain(), AppendRequest))
-    d.step(answer(2, 2, seq))  # the new half's quorum; the old half has 2 of 5
+    d.step(ack(2, 2, seq))  # the new half's quorum; the old half has 2 of 5
     assert not [r for rd in d.readies for r in rd.reads]
-    d.step(answer(3, 2, 0))  # commits the joint entry: the leader appends the leave
+    d.step(ack(3, 2))  # commits the joint entry: the leader appends the leave
     assert d.node.membership == Membership(voters=frozenset({1, 2}))
     assert [r.context for rd in d.readies for r in rd.reads] == [77]
