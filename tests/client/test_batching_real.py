@@ -19,7 +19,7 @@ import grpc
 import pytest
 
 from raftkv.client import AsyncClient, Client
-from raftkv.client._stream import CLOSE_WAIT_S
+from raftkv.client._stream import CLOSE_WAIT_S, BatchStreams
 from raftkv.errors import InvalidArgument
 from raftkv.pb import kv_pb2
 from tests.integration.harness import Cluster, ready_cluster
@@ -62,6 +62,12 @@ def recording(client: AsyncClient, addresses: list[str] | None = None) -> list[t
 
     streams.exchange = stream_spy  # type: ignore[method-assign]
     return calls
+
+
+def batch_streams(client: AsyncClient) -> BatchStreams:
+    """The client's BatchStreams (its one stream per node), which coalescing always has."""
+    assert client._batcher is not None and client._batcher._streams is not None
+    return client._batcher._streams
 
 
 def endpoints(cluster: Cluster) -> list[str]:
@@ -122,8 +128,7 @@ def test_a_broken_stream_is_replaced_by_the_next_batch(real: Cluster) -> None:
     async def main() -> tuple[Any, Any, bool, Any]:
         async with AsyncClient(endpoints(real), timeout=10.0) as client:
             await client.put("broken/1", "1")
-            assert client._batcher is not None and client._batcher._streams is not None
-            streams = client._batcher._streams
+            streams = batch_streams(client)
             ((address, first),) = streams._streams.items()
             first._call.cancel()  # as a dropped connection
             request = kv_pb2.StreamBatchRequest()
@@ -158,8 +163,7 @@ def test_closing_a_client_lets_the_server_end_its_stream(real: Cluster) -> None:
     async def main() -> tuple[Any, Any]:
         client = AsyncClient(endpoints(real), timeout=10.0)
         await client.put("closing/1", "1")
-        assert client._batcher is not None and client._batcher._streams is not None
-        streams = list(client._batcher._streams._streams.values())
+        streams = list(batch_streams(client)._streams.values())
         await client.close()
         return [await stream._call.code() for stream in streams], streams
 
@@ -239,8 +243,7 @@ def test_closing_gives_up_on_a_stopped_server_after_the_wait(tmp_path: Path) -> 
         async def main() -> tuple[float, Any]:
             client = AsyncClient(endpoints(cluster), timeout=10.0)
             await client.put("stopped/1", "1")
-            assert client._batcher is not None and client._batcher._streams is not None
-            ((address, stream),) = client._batcher._streams._streams.items()
+            ((address, stream),) = batch_streams(client)._streams.items()
             (node,) = [node for node in cluster.nodes if node.address == address]
             assert node.proc is not None
             node.proc.send_signal(signal.SIGSTOP)
