@@ -109,11 +109,15 @@ def test_join_sends_the_admin_token_from_its_file(tmp_path: Path) -> None:
     c = TokenCluster(tmp_path / "cluster", 3, ("--auth-token-file", str(tokens)))
     joiners: list[Joiner] = []
 
-    def refusal(node_id: int, *extra: str) -> str:
+    def start_joiner(node_id: int, *extra: str) -> Joiner:
         joiner = Joiner(c, node_id)
         joiner.extra = extra
         joiners.append(joiner)
         joiner.start()
+        return joiner
+
+    def refusal(node_id: int, *extra: str) -> str:
+        joiner = start_joiner(node_id, *extra)
         assert joiner.proc is not None
         assert joiner.proc.wait(60) != 0
         joiner.proc = None
@@ -141,10 +145,7 @@ def test_join_sends_the_admin_token_from_its_file(tmp_path: Path) -> None:
         assert "must hold a token with the admin role" in refusal(
             6, "--join-token-file", str(user_file)
         )
-        joined = Joiner(c, 4)
-        joined.extra = ("--join-token-file", str(admin_file))
-        joiners.append(joined)
-        joined.start()
+        start_joiner(4, "--join-token-file", str(admin_file))
 
         def voters() -> set[int]:
             r = c.nodes[0].admin.MemberList(
